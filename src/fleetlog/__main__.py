@@ -1,0 +1,3 @@
+from fleetlog.cli.main import main
+
+main()
