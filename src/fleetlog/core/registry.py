@@ -65,9 +65,9 @@ class ApiKey(msgspec.Struct, kw_only=True):
 KEY_PREFIX = "fl_"
 
 
-def new_secret() -> tuple[str, str]:
+def new_secret(key_id: str | None = None) -> tuple[str, str]:
     """A fresh key (`fl_<id>_<secret>`) and its id."""
-    key_id = secrets.token_hex(6)
+    key_id = key_id or secrets.token_hex(6)
     return f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}", key_id
 
 

@@ -1,0 +1,55 @@
+"""The embedded default storage: one SQLite file in WAL mode, one writer, a few readers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fleetlog.adapters.storage.sqlite.connection import connect
+from fleetlog.adapters.storage.sqlite.events import AppendBatch, SqliteEventStore
+from fleetlog.adapters.storage.sqlite.inbox import SqliteInbox
+from fleetlog.adapters.storage.sqlite.keys import KeyCache
+from fleetlog.adapters.storage.sqlite.readers import Readers
+from fleetlog.adapters.storage.sqlite.registry import SqliteRegistry
+from fleetlog.adapters.storage.sqlite.schema import migrate
+from fleetlog.adapters.storage.sqlite.writer import Writer
+from fleetlog.core.event import Event
+from fleetlog.core.ids import SequenceClock
+from fleetlog.ports.bus import Bus
+
+
+class SqliteStorage:
+    """Opens (and migrates) the database; exposes the event store, registry and inbox ports."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", bus: Bus | None = None, readers: int = 4) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(path, synchronous=synchronous)
+        migrate(conn)
+        conn.execute("PRAGMA optimize")
+        last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        self._bus = bus
+        self._writer = Writer(conn, on_commit=self._published if bus else None)
+        self._readers = Readers(path, size=readers)
+        keys = KeyCache()
+        self.events = SqliteEventStore(self._writer, self._readers, keys, SequenceClock(last_seq))
+        self.registry = SqliteRegistry(self._writer, self._readers, keys)
+        self.inbox = SqliteInbox(self._writer, self._readers)
+
+    def _published(self, results: list[Any]) -> None:
+        if self._bus is None:
+            return
+        created: list[Event] = []
+        for result in results:
+            if isinstance(result, AppendBatch):
+                created += result.created()
+        if created:
+            self._bus.publish(created)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"commits": self._writer.commits, "jobs": self._writer.jobs}
+
+    def close(self) -> None:
+        self._writer.close()
+        self._readers.close()

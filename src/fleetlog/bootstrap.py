@@ -1,0 +1,109 @@
+"""The one place that wires adapters to ports and faces to the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fleetlog.adapters.bus.memory import MemoryBus
+from fleetlog.adapters.storage.sqlite import SqliteStorage
+from fleetlog.config import Config
+from fleetlog.core.catalog import builtin_catalog
+from fleetlog.faces import native, tenant_ingest
+from fleetlog.faces.http import JSONResponse
+from fleetlog.faces.native.errors import error as native_error
+from fleetlog.pipeline.directory import Directory
+from fleetlog.pipeline.ingest import Ingest
+from fleetlog.pipeline.services import Limits, Services
+from fleetlog.pipeline.workers import deferred_worker, retention_worker
+from fleetlog.ports.clock import Clock, SystemClock
+
+log = logging.getLogger("fleetlog")
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def build_app(config: Config, clock: Clock | None = None) -> Starlette:
+    clock = clock or SystemClock()
+    bus = MemoryBus()
+    storage = SqliteStorage(config.database, synchronous=config.sqlite_synchronous, bus=bus)
+    catalog = builtin_catalog()
+    directory = Directory(storage.registry, clock, catalog)
+    ingest = Ingest(storage.events, directory, catalog, clock, storage.inbox)
+    services = Services(
+        ingest=ingest,
+        directory=directory,
+        store=storage.events,
+        bus=bus,
+        catalog=catalog,
+        clock=clock,
+        limits=Limits(config.max_event_bytes, config.max_batch_bytes, config.max_batch_items),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        token = await directory.ensure_operator_key(config.admin_token)
+        if token is not None:
+            _write_admin_token(config.data_dir / ADMIN_TOKEN_FILE, token)
+        tasks = [
+            asyncio.create_task(deferred_worker(ingest, services.deferred_wake), name="deferred"),
+            asyncio.create_task(
+                retention_worker(storage.events, directory, clock, config.retention_interval_seconds),
+                name="retention",
+            ),
+        ]
+        services.ready = True
+        try:
+            yield
+        finally:
+            services.ready = False
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            storage.close()
+
+    app = Starlette(
+        routes=[*native.routes(services, lambda: storage.stats), *tenant_ingest.routes(services)],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.services = services
+    app.state.storage = storage
+    return app
+
+
+def _write_admin_token(path: Path, token: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    log.warning("operator credential created and written to %s", path)
+
+
+# Each face answers routing errors (unknown path, wrong method) in its own error shape.
+ERROR_SHAPES: list[tuple[str, Callable[[int, str], Response]]] = [
+    ("/rest/", lambda status, msg: JSONResponse({"error": 6 if status != 404 else 4, "message": msg}, status_code=status)),
+]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: f"no such resource: {request.url.path}",
+               405: f"method {request.method} is not allowed here"}.get(exc.status_code, str(exc.detail))
+    for prefix, render in ERROR_SHAPES:
+        if request.url.path.startswith(prefix):
+            response = render(exc.status_code, message)
+            break
+    else:
+        response = native_error(exc.status_code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response

@@ -1,0 +1,5 @@
+"""Event commands (placeholder until the CLI lands)."""
+
+import typer
+
+app = typer.Typer(help="Query and export events")

@@ -1,0 +1,60 @@
+"""Configuration: defaults, overridden by FLEETLOG_* environment variables, then by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # SQLite durability: NORMAL survives a process crash, FULL also a power cut.
+    sqlite_synchronous: str = "NORMAL"
+    # Operator credential; generated on first start (and written to <data_dir>/admin-token) if unset.
+    admin_token: str | None = None
+    # Request size limits (bytes); larger bodies get 413.
+    max_event_bytes: int = 256 * 1024
+    max_batch_bytes: int = 16 * 1024 * 1024
+    max_batch_items: int = 10_000
+    retention_interval_seconds: float = 3600.0
+    log_level: str = "info"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "fleetlog.db"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+        config = cls()
+        for f in fields(cls):
+            raw = env.get(f"FLEETLOG_{f.name.upper()}")
+            if raw is None:
+                continue
+            current = getattr(config, f.name)
+            if isinstance(current, bool):
+                value: object = raw.lower() in {"1", "true", "yes", "on"}
+            elif isinstance(current, int):
+                value = int(raw)
+            elif isinstance(current, float):
+                value = float(raw)
+            elif isinstance(current, Path):
+                value = Path(raw)
+            else:
+                value = raw
+            setattr(config, f.name, value)
+        return config
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, type) for each setting: the README's reference table
+    is checked against this list by a test."""
+    default = Config()
+    return [
+        (f"FLEETLOG_{f.name.upper()}", str(getattr(default, f.name)), type(getattr(default, f.name)).__name__)
+        for f in fields(Config)
+    ]

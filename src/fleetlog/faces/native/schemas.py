@@ -1,0 +1,157 @@
+"""The native API's JSON shapes (also the source of its OpenAPI components)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from fleetlog.core.event import Event, Outcome, SourceKind
+from fleetlog.core.timefmt import rfc3339
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An event to ingest. `time` is RFC 3339 or integer epoch milliseconds; default: now."""
+
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^\S+$")]
+    device: Name | None = None
+    project: Name | None = None
+    gateway: Name | None = None
+    source: SourceKind | None = None
+    time: str | int | None = None
+    data: dict[str, Any] = {}
+    description: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+    severity: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3
+    outcome: Outcome = Outcome.INFO
+    category: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    state_change: bool = False
+    app_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+
+
+class EventOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    tenant: str
+    project: str
+    source: SourceKind
+    type: str
+    time: str
+    received: str
+    data: dict[str, Any]
+    severity: int
+    outcome: Outcome
+    state_change: bool
+    description: str = ""
+    device: str | None = None
+    gateway: str | None = None
+    category: str | None = None
+    app_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class EventPage(msgspec.Struct):
+    events: list[EventOut]
+    has_more: bool
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+class ItemResult(msgspec.Struct, omit_defaults=True):
+    index: int
+    status: Literal["created", "duplicate", "conflict", "error"]
+    id: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResult(msgspec.Struct):
+    created: int
+    duplicates: int
+    failed: int
+    results: list[ItemResult]
+
+
+class DeviceState(msgspec.Struct):
+    device: str
+    project: str
+    last_seen: str | None
+    latest: dict[str, EventOut]
+
+
+def event_out(event: Event) -> EventOut:
+    return EventOut(
+        id=event.id,
+        tenant=event.tenant,
+        project=event.project,
+        source=event.source,
+        type=event.type,
+        time=rfc3339(event.time),
+        received=rfc3339(event.received),
+        data=event.data,
+        severity=event.severity,
+        outcome=event.outcome,
+        state_change=event.state_change,
+        description=event.description,
+        device=event.device,
+        gateway=event.gateway,
+        category=event.category,
+        app_id=event.app_id,
+        idempotency_key=event.idempotency_key,
+    )
+
+
+class TenantIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Name
+    name: str = ""
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=36500)] = 31
+    license_valid: bool = True
+
+
+class TenantPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str | None = None
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=36500)] | None = None
+    license_valid: bool | None = None
+
+
+class ProjectIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Name
+    name: str = ""
+
+
+class DeviceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Name
+    project: Name
+    type: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    labels: dict[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]] = {}
+
+
+class DevicePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    project: Name | None = None
+    type: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    labels: dict[str, str] | None = None
+
+
+class KeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    role: Literal["read", "write", "admin"]
+    project: Name | None = None
+    name: Annotated[str, msgspec.Meta(max_length=128)] = ""
+
+
+class KeyOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    tenant: str | None
+    project: str | None
+    role: str
+    name: str
+    created: str
+    token: str | None = None  # shown once, when the key is made
+
+
+class EventTypeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    title: str = ""
+    description: str = ""
+    schema: dict[str, Any] | None = None
+    outcome: Outcome = Outcome.INFO
+    category: str | None = None
+    state_change: bool = False

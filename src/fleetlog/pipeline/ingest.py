@@ -1,0 +1,160 @@
+"""The ingest pipeline: every transport and face hands events to this one path.
+
+validate -> fill from the catalog -> dedupe + persist (group commit) -> acknowledge;
+the store's commit hook publishes to the bus and has already updated derived device state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from fleetlog.core.catalog import Catalog
+from fleetlog.core.errors import FleetlogError, InvalidInput, NotFound
+from fleetlog.core.event import SEVERITY_MAX, SEVERITY_MIN, Event, SourceKind
+from fleetlog.core.registry import Principal, Role
+from fleetlog.pipeline.directory import Directory
+from fleetlog.ports.clock import Clock
+from fleetlog.ports.store import AppendResult, DeferredInbox, Dedupe, EventStore
+
+
+@dataclass
+class IngestStats:
+    created: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    deferred: int = 0
+    by_face: dict[str, int] = field(default_factory=dict)
+
+
+class Ingest:
+    def __init__(
+        self,
+        store: EventStore,
+        directory: Directory,
+        catalog: Catalog,
+        clock: Clock,
+        inbox: DeferredInbox,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.catalog = catalog
+        self.clock = clock
+        self.inbox = inbox
+        self.stats = IngestStats()
+
+    async def prepare(self, principal: Principal | None, event: Event) -> Event:
+        """Check an event against the registry, the caller's rights and the catalog; fill in
+        what the catalog knows. `principal` None means a trusted internal producer."""
+        tenant = await self.directory.tenant(event.tenant)
+        if event.device is not None:
+            device = await self.directory.device(tenant.id, event.device)
+            if not event.project:
+                event.project = device.project
+            elif event.project != device.project:
+                raise InvalidInput(
+                    f"device {device.id!r} is in project {device.project!r}", "project"
+                )
+        elif not event.project:
+            raise InvalidInput("an event without a device must name its project", "project")
+        elif event.source is SourceKind.DEVICE:
+            raise InvalidInput("a device event must name its device", "device")
+        if principal is not None:
+            await self.directory.require(principal, tenant.id, event.project, Role.WRITE)
+        if event.device is None:
+            await self.directory.project(tenant.id, event.project)
+        if not SEVERITY_MIN <= event.severity <= SEVERITY_MAX:
+            raise InvalidInput("must be an integer from 1 to 5", "severity")
+        custom = await self.directory.custom_types(tenant.id)
+        known = self.catalog.validate(event.type, event.data, custom or None)
+        if known is not None:
+            if not event.description:
+                event.description = known.title
+            if event.category is None:
+                event.category = known.category
+            if known.family == "pelion":
+                event.outcome = known.outcome
+                event.state_change = event.state_change or known.state_change
+        if not event.received:
+            event.received = self.clock.now_us()
+        return event
+
+    async def submit(
+        self, principal: Principal | None, event: Event, dedupe: Dedupe = Dedupe.KEY, face: str = ""
+    ) -> AppendResult:
+        """One event, durably stored before this returns. Raises FleetlogError if refused."""
+        try:
+            prepared = await self.prepare(principal, event)
+        except FleetlogError:
+            self.stats.rejected += 1
+            raise
+        (result,) = await self.store.append([prepared], dedupe)
+        self._count(result, face)
+        return result
+
+    async def submit_many(
+        self,
+        principal: Principal | None,
+        events: Sequence[Event | FleetlogError],
+        dedupe: Dedupe = Dedupe.KEY,
+        face: str = "",
+    ) -> list[AppendResult | FleetlogError]:
+        """A batch with partial success: each item is either stored or refused with a reason.
+        Items that arrive as errors (they failed to parse) are passed through in place."""
+        outcome: list[AppendResult | FleetlogError | None] = []
+        ready: list[Event] = []
+        slots: list[int] = []
+        for item in events:
+            if isinstance(item, FleetlogError):
+                outcome.append(item)
+                continue
+            try:
+                ready.append(await self.prepare(principal, item))
+                slots.append(len(outcome))
+                outcome.append(None)
+            except FleetlogError as exc:
+                outcome.append(exc)
+        self.stats.rejected += len(outcome) - len(ready)
+        if ready:
+            for slot, result in zip(slots, await self.store.append(ready, dedupe), strict=True):
+                outcome[slot] = result
+                self._count(result, face)
+        return [o for o in outcome if o is not None]
+
+    async def defer(self, principal: Principal | None, event: Event) -> Event:
+        """Validate now, save durably now, process later (HTTP 202)."""
+        prepared = await self.prepare(principal, event)
+        await self.inbox.put([msgspec.msgpack.encode(prepared)])
+        self.stats.deferred += 1
+        return prepared
+
+    async def drain_deferred(self, limit: int = 1000, dedupe: Dedupe = Dedupe.NATURAL) -> int:
+        """Process saved 202 events (also those left over from before a restart)."""
+        taken = await self.inbox.take(limit)
+        if not taken:
+            return 0
+        events = [msgspec.msgpack.decode(payload, type=Event) for _, payload in taken]
+        ready: list[Event] = []
+        for event in events:
+            try:
+                ready.append(await self.prepare(None, event))
+            except NotFound:  # its device was removed meanwhile: nothing to attach it to
+                self.stats.rejected += 1
+        if ready:
+            for result in await self.store.append(ready, dedupe):
+                self._count(result, "deferred")
+        await self.inbox.done([pk for pk, _ in taken])
+        return len(taken)
+
+    def _count(self, result: AppendResult, face: str) -> None:
+        status = result.status.value
+        if status == "created":
+            self.stats.created += 1
+            self.stats.by_face[face] = self.stats.by_face.get(face, 0) + 1
+        elif status == "duplicate":
+            self.stats.duplicates += 1
+        else:
+            self.stats.conflicts += 1
