@@ -74,7 +74,11 @@ def setup_fleet(client: TestClient, data_dir: Path) -> Fleet:
         ("sensor-2", "plant", {"name": "Oven", "room": "hot"}),
         ("desk-1", "office", {"name": "Desk"}),
     ]:
-        ok(client.post("/v1/tenants/acme/devices", json={"id": device, "project": project, "labels": labels}, headers=op))
+        ok(
+            client.post(
+                "/v1/tenants/acme/devices", json={"id": device, "project": project, "labels": labels}, headers=op
+            )
+        )
     ok(client.post("/v1/tenants/globex/devices", json={"id": "probe-9", "project": "lab"}, headers=op))
 
     def key(tenant: str, role: str, project: str | None = None) -> dict[str, str]:
@@ -84,9 +88,14 @@ def setup_fleet(client: TestClient, data_dir: Path) -> Fleet:
         return bearer(str(ok(client.post(f"/v1/tenants/{tenant}/keys", json=body, headers=op))["token"]))
 
     return Fleet(
-        client=client, operator=op, admin=key("acme", "admin"), writer=key("acme", "write"),
-        reader=key("acme", "read"), project_writer=key("acme", "write", "plant"),
-        other=key("globex", "admin"), data_dir=data_dir,
+        client=client,
+        operator=op,
+        admin=key("acme", "admin"),
+        writer=key("acme", "write"),
+        reader=key("acme", "read"),
+        project_writer=key("acme", "write", "plant"),
+        other=key("globex", "admin"),
+        data_dir=data_dir,
     )
 
 

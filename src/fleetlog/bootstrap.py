@@ -90,14 +90,18 @@ def _write_admin_token(path: Path, token: str) -> None:
 
 # Each face answers routing errors (unknown path, wrong method) in its own error shape.
 ERROR_SHAPES: list[tuple[str, Callable[[int, str], Response]]] = [
-    ("/rest/", lambda status, msg: JSONResponse({"error": 6 if status != 404 else 4, "message": msg}, status_code=status)),
+    (
+        "/rest/",
+        lambda status, msg: JSONResponse({"error": 6 if status != 404 else 4, "message": msg}, status_code=status),
+    ),
 ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = {404: f"no such resource: {request.url.path}",
-               405: f"method {request.method} is not allowed here"}.get(exc.status_code, str(exc.detail))
+    message = {404: f"no such resource: {request.url.path}", 405: f"method {request.method} is not allowed here"}.get(
+        exc.status_code, str(exc.detail)
+    )
     for prefix, render in ERROR_SHAPES:
         if request.url.path.startswith(prefix):
             response = render(exc.status_code, message)

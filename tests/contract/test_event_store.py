@@ -29,8 +29,14 @@ def ev(device: str | None = "d1", type_: str = "touch", t: int = 0, **kw: Any) -
 async def fill(storage: Any, n: int, seed: int = 1) -> list[Event]:
     rnd = random.Random(seed)
     events = [
-        ev(rnd.choice(["d1", "d2", "d3"]), rnd.choice(["touch", "temperature", "co2"]), rnd.randrange(0, 5000) * 1000,
-           data={"i": i}, severity=rnd.randint(1, 5), outcome=rnd.choice(list(Outcome)))
+        ev(
+            rnd.choice(["d1", "d2", "d3"]),
+            rnd.choice(["touch", "temperature", "co2"]),
+            rnd.randrange(0, 5000) * 1000,
+            data={"i": i},
+            severity=rnd.randint(1, 5),
+            outcome=rnd.choice(list(Outcome)),
+        )
         for i in range(n)
     ]
     results = await storage.events.append(events)
@@ -71,10 +77,21 @@ async def test_query_newest_first_by_default_and_oldest_on_request(storage: Any)
 
 
 @pytest.mark.parametrize("order", list(Order))
-@pytest.mark.parametrize("filters", [{}, {"devices": ("d1",)}, {"devices": ("d1", "d3")}, {"types": ("co2",)},
-                                     {"types": ("co2", "touch"), "projects": ("plant",)},
-                                     {"labels": (("room", "cold"),)}, {"min_severity": 4}])
-async def test_cursor_pages_cover_everything_once_in_both_directions(storage: Any, order: Order, filters: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"devices": ("d1",)},
+        {"devices": ("d1", "d3")},
+        {"types": ("co2",)},
+        {"types": ("co2", "touch"), "projects": ("plant",)},
+        {"labels": (("room", "cold"),)},
+        {"min_severity": 4},
+    ],
+)
+async def test_cursor_pages_cover_everything_once_in_both_directions(
+    storage: Any, order: Order, filters: dict[str, Any]
+) -> None:
     stored = await fill(storage, 300)
     everything = (await storage.events.query(EventQuery(tenant="acme", order=order, limit=1000, **filters))).events
     assert everything, "the filter should match something"
@@ -112,7 +129,8 @@ async def test_filters(storage: Any) -> None:
     assert await ids(exclude_types=("co2",)) == {e.id for e in acme if e.type != "co2"}
     assert await ids(projects=("office",)) == {e.id for e in acme if e.project == "office"}
     assert await ids(since=T0 + 1_000_000_000, until=T0 + 2_000_000_000) == {
-        e.id for e in acme if T0 + 1_000_000_000 <= e.time < T0 + 2_000_000_000}
+        e.id for e in acme if T0 + 1_000_000_000 <= e.time < T0 + 2_000_000_000
+    }
     assert await ids(outcomes=(Outcome.FAIL,)) == {e.id for e in acme if e.outcome is Outcome.FAIL}
     assert await ids(min_severity=2, max_severity=3) == {e.id for e in acme if 2 <= e.severity <= 3}
     assert await ids(labels=(("room", "cold"),)) == {e.id for e in acme if e.device in ("d1", "d3")}
@@ -134,7 +152,9 @@ async def test_tenants_are_isolated(storage: Any) -> None:
 
 
 async def test_idempotency_key_dedupes_within_and_across_batches(storage: Any) -> None:
-    first = await storage.events.append([ev(idempotency_key="k1", data={"n": 1}), ev(idempotency_key="k1", data={"n": 2})])
+    first = await storage.events.append(
+        [ev(idempotency_key="k1", data={"n": 1}), ev(idempotency_key="k1", data={"n": 2})]
+    )
     assert [r.status for r in first] == [AppendStatus.CREATED, AppendStatus.DUPLICATE]
     assert first[1].event.id == first[0].event.id
     again = await storage.events.append([ev(idempotency_key="k1", data={"n": 3})])
@@ -159,9 +179,13 @@ async def test_natural_dedupe_needs_same_content(storage: Any) -> None:
 
 
 async def test_latest_by_type_is_the_newest_event_time_of_each_type(storage: Any) -> None:
-    await storage.events.append([ev(type_="temperature", t=10, data={"value": 1.0}),
-                                 ev(type_="temperature", t=30, data={"value": 3.0}),
-                                 ev(type_="touch", t=20)])
+    await storage.events.append(
+        [
+            ev(type_="temperature", t=10, data={"value": 1.0}),
+            ev(type_="temperature", t=30, data={"value": 3.0}),
+            ev(type_="touch", t=20),
+        ]
+    )
     await storage.events.append([ev(type_="temperature", t=20, data={"value": 2.0})])  # late, older
     latest = await storage.events.latest_by_type("acme", "d1")
     assert set(latest) == {"temperature", "touch"}
@@ -180,7 +204,9 @@ async def test_purge_removes_only_old_events_of_that_tenant(storage: Any) -> Non
 
 async def test_export_streams_every_match_in_chunks(storage: Any) -> None:
     await fill(storage, 250)
-    chunks = [c async for c in storage.events.export(EventQuery(tenant="acme", devices=("d1", "d2"), limit=5), chunk=40)]
+    chunks = [
+        c async for c in storage.events.export(EventQuery(tenant="acme", devices=("d1", "d2"), limit=5), chunk=40)
+    ]
     assert all(len(c) <= 40 for c in chunks) and len(chunks) > 1
     exported = [e.id for c in chunks for e in c]
     expected = (await storage.events.query(EventQuery(tenant="acme", devices=("d1", "d2"), limit=1000))).events

@@ -68,9 +68,4 @@ def unpack(blob: bytes) -> Event:
 def same_content(a: Event, b: Event) -> bool:
     """True when two events for the same device, type and time also carry the same content
     (the tenant-ingest 409 rule)."""
-    return (
-        a.data == b.data
-        and a.description == b.description
-        and a.severity == b.severity
-        and a.app_id == b.app_id
-    )
+    return a.data == b.data and a.description == b.description and a.severity == b.severity and a.app_id == b.app_id

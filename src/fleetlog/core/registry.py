@@ -113,8 +113,7 @@ class Principal(msgspec.Struct, frozen=True):
 def check_name(value: str, what: str) -> str:
     if not NAME_RE.fullmatch(value):
         raise InvalidInput(
-            "must be 1-64 characters of letters, digits, '_', '-' or '.', starting with a "
-            "letter or digit",
+            "must be 1-64 characters of letters, digits, '_', '-' or '.', starting with a letter or digit",
             what,
         )
     return value

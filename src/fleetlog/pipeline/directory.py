@@ -55,8 +55,13 @@ class Directory:
             token, _ = new_secret(OPERATOR_KEY_ID)
         await self.registry.create_key(
             ApiKey(
-                id=OPERATOR_KEY_ID, tenant=None, project=None, role=Role.ADMIN,
-                secret_hash=hash_secret(token), name="operator", created=self._clock.now_us(),
+                id=OPERATOR_KEY_ID,
+                tenant=None,
+                project=None,
+                role=Role.ADMIN,
+                secret_hash=hash_secret(token),
+                name="operator",
+                created=self._clock.now_us(),
             )
         )
         self._principals.clear()
@@ -94,8 +99,13 @@ class Directory:
             raise Forbidden("cannot create a key with more rights than your own")
         token, key_id = new_secret()
         key = ApiKey(
-            id=key_id, tenant=tenant, project=project, role=role,
-            secret_hash=hash_secret(token), name=name, created=self._clock.now_us(),
+            id=key_id,
+            tenant=tenant,
+            project=project,
+            role=role,
+            secret_hash=hash_secret(token),
+            name=name,
+            created=self._clock.now_us(),
         )
         await self.registry.create_key(key)
         return token, key
@@ -113,9 +123,7 @@ class Directory:
 
     # -- access rules ----------------------------------------------------------------------
 
-    async def require(
-        self, principal: Principal, tenant: str, project: str | None, role: Role
-    ) -> Tenant:
+    async def require(self, principal: Principal, tenant: str, project: str | None, role: Role) -> Tenant:
         """The tenant, if `principal` may act on it (and on `project`, if given) with `role`.
 
         A key of another tenant learns nothing: it gets NotFound as if the tenant did not exist.

@@ -30,14 +30,29 @@ from fleetlog.faces.native.schemas import (
 )
 
 SHAPES: list[type] = [
-    EventIn, EventOut, EventPage, BatchResult, DeviceState, TenantIn, TenantPatch, ProjectIn,
-    DeviceIn, DevicePatch, KeyIn, KeyOut, EventTypeIn,
+    EventIn,
+    EventOut,
+    EventPage,
+    BatchResult,
+    DeviceState,
+    TenantIn,
+    TenantPatch,
+    ProjectIn,
+    DeviceIn,
+    DevicePatch,
+    KeyIn,
+    KeyOut,
+    EventTypeIn,
 ]
 ERROR = {
     "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
-        "required": ["code", "message"]}},
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
+            "required": ["code", "message"],
+        }
+    },
     "required": ["error"],
 }
 
@@ -55,15 +70,28 @@ def _query(name: str, text: str, many: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": text, "schema": schema}
 
 
-def _op(summary: str, ok: int, schema: dict[str, Any] | None, params: list[dict[str, Any]],
-        body: dict[str, Any] | None = None, media: str = "application/json") -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": {
-        str(ok): {"description": "OK", **({"content": {media: {"schema": schema}}} if schema else {})},
-        "400": {"description": "Bad input", "content": {"application/json": {"schema": _ref("Error")}}},
-        "401": {"description": "No or unknown credentials", "content": {"application/json": {"schema": _ref("Error")}}},
-        "403": {"description": "Not allowed", "content": {"application/json": {"schema": _ref("Error")}}},
-        "404": {"description": "Not found", "content": {"application/json": {"schema": _ref("Error")}}},
-    }}
+def _op(
+    summary: str,
+    ok: int,
+    schema: dict[str, Any] | None,
+    params: list[dict[str, Any]],
+    body: dict[str, Any] | None = None,
+    media: str = "application/json",
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": params,
+        "responses": {
+            str(ok): {"description": "OK", **({"content": {media: {"schema": schema}}} if schema else {})},
+            "400": {"description": "Bad input", "content": {"application/json": {"schema": _ref("Error")}}},
+            "401": {
+                "description": "No or unknown credentials",
+                "content": {"application/json": {"schema": _ref("Error")}},
+            },
+            "403": {"description": "Not allowed", "content": {"application/json": {"schema": _ref("Error")}}},
+            "404": {"description": "Not found", "content": {"application/json": {"schema": _ref("Error")}}},
+        },
+    }
     if body is not None:
         op["requestBody"] = {"required": True, "content": body}
     return op
@@ -84,20 +112,39 @@ def document() -> dict[str, Any]:
     json_body = lambda name: {"application/json": {"schema": _ref(name)}}  # noqa: E731
     paths: dict[str, Any] = {
         "/v1/tenants/{tenant}/events": {
-            "post": _op("Ingest one event (201), or a batch as a JSON array or NDJSON (per-item results; 207 on partial success)",
-                        201, _ref("EventOut"), [tenant], ingest_body),
-            "get": _op("Query events, newest first by default, one page at a time", 200, _ref("EventPage"), [tenant, *query_params]),
+            "post": _op(
+                "Ingest one event (201), or a batch as a JSON array or NDJSON (per-item results; 207 on partial success)",
+                201,
+                _ref("EventOut"),
+                [tenant],
+                ingest_body,
+            ),
+            "get": _op(
+                "Query events, newest first by default, one page at a time",
+                200,
+                _ref("EventPage"),
+                [tenant, *query_params],
+            ),
         },
         "/v1/tenants/{tenant}/events/export": {
-            "get": _op("Export every matching event, streamed as NDJSON or CSV", 200, {"type": "string"},
-                       [tenant, *export_params], media="application/x-ndjson"),
+            "get": _op(
+                "Export every matching event, streamed as NDJSON or CSV",
+                200,
+                {"type": "string"},
+                [tenant, *export_params],
+                media="application/x-ndjson",
+            ),
         },
         "/v1/tenants/{tenant}/events/{event_id}": {
             "get": _op("One event by id", 200, _ref("EventOut"), [tenant, _path_param("event_id")]),
         },
         "/v1/tenants/{tenant}/devices/{device}/state": {
-            "get": _op("A device's derived state: its latest event of each type, last seen", 200, _ref("DeviceState"),
-                       [tenant, _path_param("device")]),
+            "get": _op(
+                "A device's derived state: its latest event of each type, last seen",
+                200,
+                _ref("DeviceState"),
+                [tenant, _path_param("device")],
+            ),
         },
         "/v1/tenants": {
             "get": _op("Tenants the caller can see", 200, None, []),
@@ -105,7 +152,9 @@ def document() -> dict[str, Any]:
         },
         "/v1/tenants/{tenant}": {
             "get": _op("A tenant", 200, None, [tenant]),
-            "patch": _op("Change a tenant's name, retention or license (operator)", 200, None, [tenant], json_body("TenantPatch")),
+            "patch": _op(
+                "Change a tenant's name, retention or license (operator)", 200, None, [tenant], json_body("TenantPatch")
+            ),
         },
         "/v1/tenants/{tenant}/projects": {
             "get": _op("Projects", 200, None, [tenant]),
@@ -116,43 +165,89 @@ def document() -> dict[str, Any]:
             "delete": _op("Delete an empty project and its events", 204, None, [tenant, _path_param("project")]),
         },
         "/v1/tenants/{tenant}/devices": {
-            "get": _op("Devices, by id, filtered by project and labels", 200, None,
-                       [tenant, _query("project", "project id"), _query("label", "key=value or key", True),
-                        _query("after", "last device id of the previous page"), _query("limit", "1-1000")]),
+            "get": _op(
+                "Devices, by id, filtered by project and labels",
+                200,
+                None,
+                [
+                    tenant,
+                    _query("project", "project id"),
+                    _query("label", "key=value or key", True),
+                    _query("after", "last device id of the previous page"),
+                    _query("limit", "1-1000"),
+                ],
+            ),
             "post": _op("Register a device", 201, None, [tenant], json_body("DeviceIn")),
         },
         "/v1/tenants/{tenant}/devices/{device}": {
             "get": _op("A device", 200, None, [tenant, _path_param("device")]),
-            "patch": _op("Change a device's project, type or labels", 200, None, [tenant, _path_param("device")], json_body("DevicePatch")),
+            "patch": _op(
+                "Change a device's project, type or labels",
+                200,
+                None,
+                [tenant, _path_param("device")],
+                json_body("DevicePatch"),
+            ),
             "delete": _op("Remove a device", 204, None, [tenant, _path_param("device")]),
         },
         "/v1/tenants/{tenant}/keys": {
             "get": _op("API keys (never their secrets)", 200, None, [tenant]),
-            "post": _op("Create an API key; the token is shown only in this answer", 201, _ref("KeyOut"), [tenant], json_body("KeyIn")),
+            "post": _op(
+                "Create an API key; the token is shown only in this answer",
+                201,
+                _ref("KeyOut"),
+                [tenant],
+                json_body("KeyIn"),
+            ),
         },
         "/v1/tenants/{tenant}/keys/{key}": {
             "delete": _op("Revoke an API key", 204, None, [tenant, _path_param("key")]),
         },
         "/v1/tenants/{tenant}/event-types": {"get": _op("The tenant's own event types", 200, None, [tenant])},
         "/v1/tenants/{tenant}/event-types/{name}": {
-            "put": _op("Define or replace an event type with a JSON Schema for its data", 200, None,
-                       [tenant, _path_param("name")], json_body("EventTypeIn")),
+            "put": _op(
+                "Define or replace an event type with a JSON Schema for its data",
+                200,
+                None,
+                [tenant, _path_param("name")],
+                json_body("EventTypeIn"),
+            ),
             "delete": _op("Remove a tenant event type", 204, None, [tenant, _path_param("name")]),
         },
-        "/v1/event-types": {"get": _op("The built-in catalog (sensor types, activity events, event log codes)", 200, None,
-                                       [_query("q", "search text"), _query("family", "dt, span, pelion")])},
+        "/v1/event-types": {
+            "get": _op(
+                "The built-in catalog (sensor types, activity events, event log codes)",
+                200,
+                None,
+                [_query("q", "search text"), _query("family", "dt, span, pelion")],
+            )
+        },
         "/v1/event-types/{name}": {"get": _op("One built-in type or code", 200, None, [_path_param("name")])},
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness", "security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text format"}}}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness",
+                "security": [],
+                "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {"200": {"description": "text format"}},
+            }
+        },
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "fleetlog native API", "version": __version__,
-                 "description": "Device events: ingest, query, export, device state and the registry."},
+        "info": {
+            "title": "fleetlog native API",
+            "version": __version__,
+            "description": "Device events: ingest, query, export, device state and the registry.",
+        },
         "paths": paths,
-        "components": {"schemas": components,
-                       "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": components, "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
         "security": [{"apiKey": []}],
     }
 

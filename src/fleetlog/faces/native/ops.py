@@ -31,16 +31,28 @@ class PipelineCollector(Collector):
         events.add_metric(["rejected"], stats.rejected)
         events.add_metric(["deferred"], stats.deferred)
         yield events
-        by_face = CounterMetricFamily("fleetlog_events_created_by_face", "Events stored, by the face that took them", labels=["face"])
+        by_face = CounterMetricFamily(
+            "fleetlog_events_created_by_face", "Events stored, by the face that took them", labels=["face"]
+        )
         for face, count in sorted(stats.by_face.items()):
             by_face.add_metric([face or "internal"], count)
         yield by_face
         storage = self._storage_stats()
-        yield CounterMetricFamily("fleetlog_store_commits", "Transactions committed by the store writer", value=storage.get("commits", 0))
-        yield CounterMetricFamily("fleetlog_store_jobs", "Write jobs committed (group commit: many per transaction)", value=storage.get("jobs", 0))
+        yield CounterMetricFamily(
+            "fleetlog_store_commits", "Transactions committed by the store writer", value=storage.get("commits", 0)
+        )
+        yield CounterMetricFamily(
+            "fleetlog_store_jobs",
+            "Write jobs committed (group commit: many per transaction)",
+            value=storage.get("jobs", 0),
+        )
         bus = self._services.bus
-        yield GaugeMetricFamily("fleetlog_bus_subscribers", "Live subscribers on the event bus", value=getattr(bus, "subscribers", 0))
-        yield CounterMetricFamily("fleetlog_bus_published", "Events published on the bus", value=getattr(bus, "published", 0))
+        yield GaugeMetricFamily(
+            "fleetlog_bus_subscribers", "Live subscribers on the event bus", value=getattr(bus, "subscribers", 0)
+        )
+        yield CounterMetricFamily(
+            "fleetlog_bus_published", "Events published on the bus", value=getattr(bus, "published", 0)
+        )
         for name, value in self._services.extras.get("metrics", lambda: {})().items():
             yield GaugeMetricFamily(name, name.replace("_", " "), value=value)
 

@@ -70,7 +70,9 @@ def time(params: QueryParams, name: str) -> int | None:
     try:
         return parse_time(raw)
     except (ValueError, OverflowError):
-        raise InvalidInput(f"not a time: {raw!r} (use RFC 3339, e.g. 2024-05-01T12:00:00Z, or epoch milliseconds)", name) from None
+        raise InvalidInput(
+            f"not a time: {raw!r} (use RFC 3339, e.g. 2024-05-01T12:00:00Z, or epoch milliseconds)", name
+        ) from None
 
 
 def boolean(params: QueryParams, name: str) -> bool | None:

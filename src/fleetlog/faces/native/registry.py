@@ -44,8 +44,13 @@ async def _body(request: Request, kind: type[T], limit: int = 64 * 1024) -> T:
 
 
 def tenant_out(t: Tenant) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "retention_days": t.retention_days,
-            "license_valid": t.license_valid, "created": rfc3339(t.created)}
+    return {
+        "id": t.id,
+        "name": t.name,
+        "retention_days": t.retention_days,
+        "license_valid": t.license_valid,
+        "created": rfc3339(t.created),
+    }
 
 
 def project_out(p: Project) -> dict[str, Any]:
@@ -53,13 +58,27 @@ def project_out(p: Project) -> dict[str, Any]:
 
 
 def device_out(d: Device) -> dict[str, Any]:
-    return {"id": d.id, "tenant": d.tenant, "project": d.project, "type": d.type, "labels": d.labels,
-            "created": rfc3339(d.created), "updated": rfc3339(d.updated)}
+    return {
+        "id": d.id,
+        "tenant": d.tenant,
+        "project": d.project,
+        "type": d.type,
+        "labels": d.labels,
+        "created": rfc3339(d.created),
+        "updated": rfc3339(d.updated),
+    }
 
 
 def key_out(k: ApiKey, token: str | None = None) -> KeyOut:
-    return KeyOut(id=k.id, tenant=k.tenant, project=k.project, role=k.role.name.lower(), name=k.name,
-                  created=rfc3339(k.created), token=token)
+    return KeyOut(
+        id=k.id,
+        tenant=k.tenant,
+        project=k.project,
+        role=k.role.name.lower(),
+        name=k.name,
+        created=rfc3339(k.created),
+        token=token,
+    )
 
 
 def type_out(t: EventType) -> dict[str, Any]:
@@ -174,8 +193,9 @@ def routes(services: Services) -> list[Route]:
         )
         more = len(devices) > limit
         devices = devices[:limit]
-        return JSONResponse({"devices": [device_out(d) for d in devices],
-                             "next_after": devices[-1].id if more else None})
+        return JSONResponse(
+            {"devices": [device_out(d) for d in devices], "next_after": devices[-1].id if more else None}
+        )
 
     @endpoint
     async def create_device(request: Request) -> Response:
@@ -228,15 +248,20 @@ def routes(services: Services) -> list[Route]:
         tenant_id = request.path_params["tenant"]
         principal = await who(request)
         await directory.require(principal, tenant_id, None, Role.ADMIN)
-        keys = [k for k in await directory.registry.list_keys(tenant_id)
-                if principal.project is None or k.project == principal.project]
+        keys = [
+            k
+            for k in await directory.registry.list_keys(tenant_id)
+            if principal.project is None or k.project == principal.project
+        ]
         return JSONResponse({"keys": [key_out(k) for k in keys]})
 
     @endpoint
     async def create_key(request: Request) -> Response:
         tenant_id = request.path_params["tenant"]
         body = await _body(request, KeyIn)
-        token, key = await directory.create_key(await who(request), tenant_id, body.project, ROLES[body.role], body.name)
+        token, key = await directory.create_key(
+            await who(request), tenant_id, body.project, ROLES[body.role], body.name
+        )
         return JSONResponse(key_out(key, token), status_code=201)
 
     @endpoint
@@ -258,9 +283,16 @@ def routes(services: Services) -> list[Route]:
         if principal.project is not None:
             raise Forbidden("a project key cannot define event types")
         body = await _body(request, EventTypeIn)
-        event_type = EventType(name=name, family="custom", title=body.title or name, description=body.description,
-                               schema=body.schema, outcome=body.outcome, category=body.category,
-                               state_change=body.state_change)
+        event_type = EventType(
+            name=name,
+            family="custom",
+            title=body.title or name,
+            description=body.description,
+            schema=body.schema,
+            outcome=body.outcome,
+            category=body.category,
+            state_change=body.state_change,
+        )
         return JSONResponse(type_out(await directory.put_event_type(tenant_id, event_type)))
 
     @endpoint

@@ -123,7 +123,9 @@ class DeviceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: Name
     project: Name
     type: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    labels: dict[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]] = {}
+    labels: dict[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]
+    ] = {}
 
 
 class DevicePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

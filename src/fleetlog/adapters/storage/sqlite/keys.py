@@ -30,9 +30,7 @@ class KeyCache:
         key = (tenant_pk, project)
         pk = self._projects.get(key)
         if pk is None:
-            row = conn.execute(
-                "SELECT pk FROM projects WHERE tenant = ? AND id = ?", key
-            ).fetchone()
+            row = conn.execute("SELECT pk FROM projects WHERE tenant = ? AND id = ?", key).fetchone()
             if row is None:
                 raise NotFound("project", project)
             pk = self._projects[key] = row[0]

@@ -200,7 +200,9 @@ class SqliteRegistry:
             tenant_pk = self._keys.tenant(conn, key.tenant) if key.tenant is not None else None
             if key.tenant is not None and key.project is not None and tenant_pk is not None:
                 self._keys.project(conn, tenant_pk, key.project)
-            conn.execute("INSERT INTO api_keys (id, tenant, doc) VALUES (?, ?, ?)", (key.id, tenant_pk, _enc.encode(key)))
+            conn.execute(
+                "INSERT INTO api_keys (id, tenant, doc) VALUES (?, ?, ?)", (key.id, tenant_pk, _enc.encode(key))
+            )
             return key
 
         return await self._writer.run(job)
@@ -254,9 +256,7 @@ class SqliteRegistry:
     async def delete_event_type(self, tenant_id: str, name: str) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
             tenant_pk = self._keys.tenant(conn, tenant_id)
-            return conn.execute(
-                "DELETE FROM event_types WHERE tenant = ? AND name = ?", (tenant_pk, name)
-            ).rowcount > 0
+            return conn.execute("DELETE FROM event_types WHERE tenant = ? AND name = ?", (tenant_pk, name)).rowcount > 0
 
         return await self._writer.run(job)
 

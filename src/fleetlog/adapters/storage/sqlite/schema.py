@@ -83,8 +83,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise RuntimeError(
-            f"database schema version {version} is newer than this fleetlog "
-            f"({len(MIGRATIONS)}): upgrade fleetlog"
+            f"database schema version {version} is newer than this fleetlog ({len(MIGRATIONS)}): upgrade fleetlog"
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
