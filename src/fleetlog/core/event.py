@@ -52,12 +52,13 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
 SEVERITY_MIN = 1
 SEVERITY_MAX = 5
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Event)
+# JSON, not msgpack: JSON keeps integers of any size exactly as sent (msgpack stops at 64 bits).
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
 
 
 def pack(event: Event) -> bytes:
-    """The storage encoding of an event (compact, lossless, fast)."""
+    """The storage encoding of an event (lossless, fast)."""
     return _encoder.encode(event)
 
 
