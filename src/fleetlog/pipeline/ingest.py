@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import msgspec
-
 from fleetlog.core.catalog import Catalog
 from fleetlog.core.errors import FleetlogError, InvalidInput, NotFound
-from fleetlog.core.event import SEVERITY_MAX, SEVERITY_MIN, Event, SourceKind
+from fleetlog.core.event import SEVERITY_MAX, SEVERITY_MIN, Event, SourceKind, pack, unpack
 from fleetlog.core.registry import Principal, Role
 from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.clock import Clock
@@ -127,7 +125,7 @@ class Ingest:
     async def defer(self, principal: Principal | None, event: Event) -> Event:
         """Validate now, save durably now, process later (HTTP 202)."""
         prepared = await self.prepare(principal, event)
-        await self.inbox.put([msgspec.msgpack.encode(prepared)])
+        await self.inbox.put([pack(prepared)])
         self.stats.deferred += 1
         return prepared
 
@@ -136,7 +134,7 @@ class Ingest:
         taken = await self.inbox.take(limit)
         if not taken:
             return 0
-        events = [msgspec.msgpack.decode(payload, type=Event) for _, payload in taken]
+        events = [unpack(payload) for _, payload in taken]
         ready: list[Event] = []
         for event in events:
             try:
