@@ -12,6 +12,7 @@ from starlette.responses import Response
 _json = msgspec.json.Encoder()
 _FIELD_AT = re.compile(r"- at `\$(.*)`$")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 
 
 class BodyTooLarge(Exception):
@@ -69,7 +70,9 @@ def decode_error_field(error: msgspec.ValidationError | msgspec.DecodeError, roo
     reason = _FIELD_AT.sub("", text).strip()
     if reason.startswith("Expected"):
         reason = "must be " + reason[len("Expected ") :].replace("`", "")
-    if reason.startswith("Object contains unknown field"):
+    unknown = _UNKNOWN.search(text)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
         reason = "unknown field"
     if not path:
         return (root or None), reason

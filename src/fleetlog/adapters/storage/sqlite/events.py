@@ -149,6 +149,8 @@ class SqliteEventStore:
             seq, tail = int(event_id[:16], 16), int(event_id[16:], 16)
         except ValueError:
             return None
+        if seq >= 1 << 63:  # not an id this store ever issued (row keys are signed 64-bit)
+            return None
         if tail >= 1 << 63:
             tail -= 1 << 64
 
