@@ -188,11 +188,6 @@ def test_operator_journey(server: Server) -> None:
     assert refused.exit_code == 1 and "error:" in refused.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: DELETE /v1/tenants/{tenant}/keys/{key} ignores {tenant} "
-    "(faces/native/registry.py delete_key, pipeline/directory.py Directory.delete_key)",
-)
 def test_keys_revoke_under_the_wrong_tenant_fails(server: Server) -> None:
     ok(server.cli("tenants", "create", "keyowner"))
     ok(server.cli("tenants", "create", "bystander"))

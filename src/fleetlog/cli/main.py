@@ -36,9 +36,9 @@ def default(ctx: typer.Context) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env FLEETLOG_HOST; default 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env FLEETLOG_PORT; default 8080]")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite database lives [env FLEETLOG_DATA_DIR; default ./data]")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (env FLEETLOG_HOST; default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env FLEETLOG_PORT; default 8080)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite database lives (env FLEETLOG_DATA_DIR; default ./data)")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
 ) -> None:
     """Run the server on the embedded defaults (SQLite in the data directory)."""

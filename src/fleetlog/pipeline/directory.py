@@ -110,14 +110,13 @@ class Directory:
         await self.registry.create_key(key)
         return token, key
 
-    async def delete_key(self, principal: Principal, key_id: str) -> None:
+    async def delete_key(self, principal: Principal, tenant: str, key_id: str) -> None:
+        """Revoke a key of `tenant`. A key of another tenant is "not found" here."""
+        await self.require(principal, tenant, None, Role.ADMIN)
         key = await self.registry.get_key(key_id)
-        if key is None or (key.tenant is not None and not principal.sees_tenant(key.tenant)):
+        if key is None or key.tenant != tenant:
             raise NotFound("key", key_id)
-        if key.tenant is None and not principal.is_operator:
-            raise NotFound("key", key_id)
-        if key.tenant is not None:
-            await self.require(principal, key.tenant, key.project, Role.ADMIN)
+        await self.require(principal, tenant, key.project, Role.ADMIN)
         await self.registry.delete_key(key_id)
         self._principals.clear()
 

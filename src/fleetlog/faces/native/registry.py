@@ -266,7 +266,7 @@ def routes(services: Services) -> list[Route]:
 
     @endpoint
     async def delete_key(request: Request) -> Response:
-        await directory.delete_key(await who(request), request.path_params["key"])
+        await directory.delete_key(await who(request), request.path_params["tenant"], request.path_params["key"])
         return Response(status_code=204)
 
     @endpoint

@@ -10,6 +10,9 @@ from fleetlog.core.event import Event, Outcome, SourceKind
 from fleetlog.core.timefmt import rfc3339
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Labels = dict[
+    Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]
+]
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -123,15 +126,13 @@ class DeviceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: Name
     project: Name
     type: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    labels: dict[
-        Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]
-    ] = {}
+    labels: Labels = {}
 
 
 class DevicePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: Name | None = None
     type: Annotated[str, msgspec.Meta(max_length=64)] | None = None
-    labels: dict[str, str] | None = None
+    labels: Labels | None = None
 
 
 class KeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
