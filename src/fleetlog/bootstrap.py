@@ -23,6 +23,7 @@ from fleetlog.faces.http import JSONResponse
 from fleetlog.faces.native.errors import error as native_error
 from fleetlog.pipeline.directory import Directory
 from fleetlog.pipeline.ingest import Ingest
+from fleetlog.pipeline.lifecycle import LifecycleEvents
 from fleetlog.pipeline.services import Limits, Services
 from fleetlog.pipeline.workers import deferred_worker, retention_worker
 from fleetlog.ports.clock import Clock, SystemClock
@@ -38,6 +39,7 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
     catalog = builtin_catalog()
     directory = Directory(storage.registry, clock, catalog)
     ingest = Ingest(storage.events, directory, catalog, clock, storage.inbox)
+    directory.on_device_change(LifecycleEvents(ingest))
     services = Services(
         ingest=ingest,
         directory=directory,

@@ -263,7 +263,7 @@ def test_events_query_shows_and_filters(server: Server, events_tenant: str) -> N
     out = ok(server.cli("events", "query", "--tenant", events_tenant))
     for text in ("21.5", "22.5", "23.5", "touch", "SYS_112", "SUCCESS"):
         assert text in out
-    assert "5 events; no more pages" in out
+    assert "7 events; no more pages" in out  # 5 reported + 2 device registrations (SYS_106)
     # Newest first by default.
     assert out.index("SYS_112") < out.index("23.5") < out.index("21.5")
 
@@ -274,7 +274,8 @@ def test_events_query_shows_and_filters(server: Server, events_tenant: str) -> N
     assert "2 events" in out and "temperature" not in out
 
     page = json.loads(
-        ok(server.cli("events", "query", "--tenant", events_tenant, "--device", "d1", "--order", "oldest", "--json"))
+        ok(server.cli("events", "query", "--tenant", events_tenant, "--device", "d1", "--type", "temperature",
+                      "--order", "oldest", "--json"))
     )
     assert [e["data"]["value"] for e in page["events"]] == [21.5, 22.5, 23.5]
 
@@ -320,7 +321,8 @@ def test_events_query_pages_with_the_printed_cursor(server: Server, events_tenan
             match.group(1),
         )
     )
-    assert "touch" in out and "SYS_112" in out and "21.5" not in out and "no more pages" in out
+    # the rest: touch, SYS_112, then the two SYS_106 registrations (logged now, so newest)
+    assert "touch" in out and "SYS_112" in out and "21.5" not in out and "next page" in out
 
 
 def test_events_query_bad_filter_is_an_api_error(server: Server, events_tenant: str) -> None:
@@ -331,22 +333,22 @@ def test_events_query_bad_filter_is_an_api_error(server: Server, events_tenant: 
 def test_export_csv_to_file(server: Server, events_tenant: str, tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
     result = server.cli("events", "export", "--tenant", events_tenant, "--format", "csv", "--output", str(target))
-    assert f"exported 5 events to {target}" in ok(result)
+    assert f"exported 7 events to {target}" in ok(result)  # with the 2 SYS_106 registrations
     rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"))))
-    assert rows[0][:3] == ["id", "time", "received"] and len(rows) == 1 + 5
+    assert rows[0][:3] == ["id", "time", "received"] and len(rows) == 1 + 7
     by_type = {r[rows[0].index("type")]: r for r in rows[1:]}
     # A description with a line break and quotes survives (and counts as one row).
     assert by_type["touch"][rows[0].index("description")] == 'pressed,\n"twice"'
     assert not list(tmp_path.glob(".*.part")), "the temporary file is left behind"
     # The progress display went to stderr, with the count of rows.
-    assert "5 events (" in result.stderr
+    assert "7 events (" in result.stderr
 
 
 def test_export_ndjson_with_filters(server: Server, events_tenant: str, tmp_path: Path) -> None:
     target = tmp_path / "out.ndjson"
     ok(server.cli("events", "export", "--tenant", events_tenant, "--output", str(target)))
     lines = target.read_text().splitlines()
-    assert len(lines) == 5 and all(json.loads(line)["tenant"] == "ev" for line in lines)
+    assert len(lines) == 7 and all(json.loads(line)["tenant"] == "ev" for line in lines)
 
     out = ok(
         server.cli(
@@ -371,8 +373,8 @@ def test_export_ndjson_with_filters(server: Server, events_tenant: str, tmp_path
 def test_export_to_stdout(server: Server, events_tenant: str) -> None:
     result = server.cli("events", "export", "--tenant", events_tenant, "--device", "d2")
     lines = ok(result).splitlines()
-    assert sorted(json.loads(line)["type"] for line in lines) == ["SYS_112", "touch"]
-    assert "exported 2 events to stdout" in result.stderr
+    assert sorted(json.loads(line)["type"] for line in lines) == ["SYS_106", "SYS_112", "touch"]
+    assert "exported 3 events to stdout" in result.stderr
     # stderr is not a terminal and the data goes to stdout: no progress display, only the summary.
     assert "exporting" not in result.stderr and "events (" not in result.stderr
 
@@ -407,11 +409,12 @@ def test_export_of_several_chunks(server: Server, tmp_path: Path) -> None:
 
     csv_file = tmp_path / "bulk.csv"
     out = ok(server.cli("events", "export", "--tenant", "bulk", "--format", "csv", "--output", str(csv_file)))
-    assert f"exported 2500 events to {csv_file}" in out
+    assert f"exported 2501 events to {csv_file}" in out  # and the device registration
     rows = list(csv.reader(io.StringIO(csv_file.read_text())))
-    assert rows[0][0] == "id" and len(rows) == 2501
-    assert len({r[0] for r in rows[1:]}) == 2500
-    assert sorted(json.loads(r[rows[0].index("data")])["value"] for r in rows[1:]) == list(range(2500))
+    assert rows[0][0] == "id" and len(rows) == 2502
+    assert len({r[0] for r in rows[1:]}) == 2501
+    readings = [r for r in rows[1:] if r[rows[0].index("type")] == "temperature"]
+    assert sorted(json.loads(r[rows[0].index("data")])["value"] for r in readings) == list(range(2500))
 
     ndjson_file = tmp_path / "bulk.ndjson"
     out = ok(
@@ -428,8 +431,9 @@ def test_export_of_several_chunks(server: Server, tmp_path: Path) -> None:
             str(ndjson_file),
         )
     )
-    assert "exported 2500 events" in out
-    values = [json.loads(line)["data"]["value"] for line in ndjson_file.read_text().splitlines()]
+    assert "exported 2501 events" in out  # with the device's registration (SYS_106)
+    lines = [json.loads(line) for line in ndjson_file.read_text().splitlines()]
+    values = [e["data"]["value"] for e in lines if e["type"] == "temperature"]
     assert sorted(values) == list(range(2500))
 
 

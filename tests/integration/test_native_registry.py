@@ -114,3 +114,21 @@ def test_catalog_lookup(fleet: Fleet) -> None:
     found = fleet.client.get("/v1/event-types?q=firmware&family=span", headers=fleet.reader).json()["event_types"]
     assert "firmwareCheck" in {t["name"] for t in found}
     assert fleet.client.get("/v1/event-types/nope", headers=fleet.reader).status_code == 404
+
+
+def test_registry_changes_are_logged_as_events(fleet: Fleet) -> None:
+    c, op = fleet.client, fleet.operator
+    assert c.post("/v1/tenants/acme/devices", json={"id": "new-1", "project": "plant", "labels": {"a": "1", "b": "2"}},
+                  headers=op).status_code == 201
+    c.patch("/v1/tenants/acme/devices/new-1", json={"labels": {"a": "1", "b": "3", "c": "4"}}, headers=op)
+    c.patch("/v1/tenants/acme/devices/new-1", json={"project": "office", "labels": {"c": "4"}}, headers=op)
+    log = c.get("/v1/tenants/acme/events?device=new-1&order=oldest", headers=op).json()["events"]
+    c.delete("/v1/tenants/acme/devices/new-1", headers=op)
+    assert [(e["type"], e["source"]) for e in log] == [
+        ("SYS_106", "system"), ("labelsChanged", "system"), ("deviceMoved", "system"), ("labelsChanged", "system")]
+    assert log[0]["description"] == "Device registered." and log[0]["state_change"] is True
+    assert log[1]["data"] == {"added": {"c": "4"}, "modified": {"b": "3"}, "removed": []}
+    assert log[2]["data"] == {"from": "plant", "to": "office"} and log[2]["project"] == "office"
+    assert log[3]["data"] == {"added": {}, "modified": {}, "removed": ["a", "b"]}
+    removed = c.get("/v1/tenants/acme/events?type=SYS_105", headers=op).json()["events"]
+    assert [(e["device"], e["project"]) for e in removed] == [("new-1", "office")]

@@ -36,7 +36,7 @@ def key(headers: dict[str, str]) -> dict[str, str]:
 
 
 def stored(fleet: Fleet) -> list[dict[str, Any]]:
-    page = fleet.client.get("/v1/tenants/acme/events?limit=1000", headers=fleet.operator)
+    page = fleet.client.get("/v1/tenants/acme/events?limit=1000&exclude_type=SYS_106", headers=fleet.operator)
     return page.json()["events"]  # type: ignore[no-any-return]
 
 

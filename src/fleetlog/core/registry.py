@@ -50,6 +50,24 @@ class Device(msgspec.Struct, kw_only=True):
     updated: int = 0
 
 
+class DeviceChange(msgspec.Struct, frozen=True):
+    """A change to a device in the registry: before is None for a new device, after is None
+    for a removed one."""
+
+    before: Device | None
+    after: Device | None
+
+    @property
+    def labels_diff(self) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        """(added, modified, removed) labels, as DT's labelsChanged event reports them."""
+        old = self.before.labels if self.before else {}
+        new = self.after.labels if self.after else {}
+        added = {k: v for k, v in new.items() if k not in old}
+        modified = {k: v for k, v in new.items() if k in old and old[k] != v}
+        removed = sorted(k for k in old if k not in new)
+        return added, modified, removed
+
+
 class ApiKey(msgspec.Struct, kw_only=True):
     """A stored key. Only the hash of the secret is kept."""
 

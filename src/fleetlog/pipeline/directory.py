@@ -6,6 +6,7 @@ All registry writes go through here, so the caches stay true within one process.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fleetlog.core.catalog import Catalog, EventType
@@ -13,6 +14,7 @@ from fleetlog.core.errors import Forbidden, InvalidInput, NotFound, Unauthentica
 from fleetlog.core.registry import (
     ApiKey,
     Device,
+    DeviceChange,
     Principal,
     Project,
     Role,
@@ -27,6 +29,7 @@ from fleetlog.ports.clock import Clock
 from fleetlog.ports.registry import RegistryStore
 
 OPERATOR_KEY_ID = "operator"
+ChangeListener = Callable[[DeviceChange], Awaitable[None]]
 
 
 class Directory:
@@ -38,6 +41,16 @@ class Directory:
         self._devices: OrderedDict[tuple[str, str], Device] = OrderedDict()
         self._principals: OrderedDict[str, Principal] = OrderedDict()
         self._types: dict[str, dict[str, EventType]] = {}
+        self._listeners: list[ChangeListener] = []
+
+    def on_device_change(self, listener: ChangeListener) -> None:
+        """Call `listener` after each device is created or changed, and before it is removed
+        (so that events about the removal can still name it)."""
+        self._listeners.append(listener)
+
+    async def _changed(self, change: DeviceChange) -> None:
+        for listener in self._listeners:
+            await listener(change)
 
     # -- credentials -----------------------------------------------------------------------
 
@@ -208,14 +221,21 @@ class Directory:
         check_name(device.id, "id")
         await self.project(device.tenant, device.project)
         device.created = device.updated = self._clock.now_us()
-        return await self.registry.create_device(device)
+        created = await self.registry.create_device(device)
+        await self._changed(DeviceChange(None, created))
+        return created
 
     async def update_device(self, device: Device) -> Device:
+        before = await self.device(device.tenant, device.id)
         device.updated = self._clock.now_us()
         self._devices.pop((device.tenant, device.id), None)
-        return await self.registry.update_device(device)
+        updated = await self.registry.update_device(device)
+        await self._changed(DeviceChange(before, updated))
+        return updated
 
     async def delete_device(self, tenant_id: str, device_id: str) -> None:
+        before = await self.device(tenant_id, device_id)
+        await self._changed(DeviceChange(before, None))
         self._devices.pop((tenant_id, device_id), None)
         if not await self.registry.delete_device(tenant_id, device_id):
             raise NotFound("device", device_id)

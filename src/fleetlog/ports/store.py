@@ -52,6 +52,11 @@ class EventStore(Protocol):
         """Remove the tenant's events older than `before` (µs), a batch per transaction."""
         ...
 
+    async def since(self, tenant: str, after_seq: int, limit: int = 1000) -> list[Event]:
+        """Events committed after `after_seq` (the upper half of an event id), in commit
+        order: what a live subscriber missed while it was away."""
+        ...
+
     async def count(self, tenant: str | None = None) -> int: ...
 
 

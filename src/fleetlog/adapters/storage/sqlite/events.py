@@ -214,6 +214,19 @@ class SqliteEventStore:
 
         return await self._readers.run(read)
 
+    async def since(self, tenant: str, after_seq: int, limit: int = 1000) -> list[Event]:
+        """The tenant's events committed after `after_seq`, in commit order (for live resume)."""
+
+        def read(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT seq, tail, doc FROM events WHERE seq > ? "
+                "AND tenant = (SELECT pk FROM tenants WHERE id = ?) ORDER BY seq LIMIT ?",
+                (after_seq, tenant, limit),
+            ).fetchall()
+            return [_event(r) for r in rows]
+
+        return await self._readers.run(read)
+
     async def count(self, tenant: str | None = None) -> int:
         def read(conn: sqlite3.Connection) -> int:
             if tenant is None:
