@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -18,8 +18,7 @@ from fleetlog.adapters.bus.memory import MemoryBus
 from fleetlog.adapters.storage.sqlite import SqliteStorage
 from fleetlog.config import Config
 from fleetlog.core.catalog import builtin_catalog
-from fleetlog.faces import native, tenant_ingest
-from fleetlog.faces.http import JSONResponse
+from fleetlog.faces import Face, connectors, dt, native, pelion, span, tenant_ingest
 from fleetlog.faces.native.errors import error as native_error
 from fleetlog.pipeline.directory import Directory
 from fleetlog.pipeline.ingest import Ingest
@@ -48,7 +47,17 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
         catalog=catalog,
         clock=clock,
         limits=Limits(config.max_event_bytes, config.max_batch_bytes, config.max_batch_items),
+        config=config,
     )
+
+    faces: list[Face] = [
+        native.face(services, lambda: storage.stats),
+        tenant_ingest.face(services),
+        dt.face(services),
+        pelion.face(services),
+        span.face(services),
+        connectors.face(services),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -56,6 +65,7 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
         if token is not None:
             _write_admin_token(config.data_dir / ADMIN_TOKEN_FILE, token)
         tasks = [
+            *(asyncio.create_task(work(), name=f"{f.name}:{work.__name__}") for f in faces for work in f.background),
             asyncio.create_task(deferred_worker(ingest, services.deferred_wake), name="deferred"),
             asyncio.create_task(
                 retention_worker(storage.events, directory, clock, config.retention_interval_seconds),
@@ -72,10 +82,24 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
             await asyncio.gather(*tasks, return_exceptions=True)
             storage.close()
 
+    shapes = [(f.prefix, f.render_error) for f in faces if f.prefix and f.render_error]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Unknown paths and wrong methods, answered in the shape of the face the path belongs to."""
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        message = {404: f"no such resource: {request.url.path}",
+                   405: f"method {request.method} is not allowed here"}.get(status, str(exc.detail))
+        render = next((r for prefix, r in shapes if request.url.path.startswith(prefix)), None)
+        response = render(status, message) if render else native_error(status, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
     app = Starlette(
-        routes=[*native.routes(services, lambda: storage.stats), *tenant_ingest.routes(services)],
+        routes=[route for f in faces for route in f.routes],
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: http_error},
     )
     app.state.services = services
     app.state.storage = storage
@@ -88,28 +112,3 @@ def _write_admin_token(path: Path, token: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     log.warning("operator credential created and written to %s", path)
-
-
-# Each face answers routing errors (unknown path, wrong method) in its own error shape.
-ERROR_SHAPES: list[tuple[str, Callable[[int, str], Response]]] = [
-    (
-        "/rest/",
-        lambda status, msg: JSONResponse({"error": 6 if status != 404 else 4, "message": msg}, status_code=status),
-    ),
-]
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    message = {404: f"no such resource: {request.url.path}", 405: f"method {request.method} is not allowed here"}.get(
-        exc.status_code, str(exc.detail)
-    )
-    for prefix, render in ERROR_SHAPES:
-        if request.url.path.startswith(prefix):
-            response = render(exc.status_code, message)
-            break
-    else:
-        response = native_error(exc.status_code, message)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response

@@ -22,6 +22,10 @@ class Config:
     max_batch_items: int = 10_000
     retention_interval_seconds: float = 3600.0
     log_level: str = "info"
+    # -- Disruptive Technologies face (add DT settings here) --
+    # -- Span face and device transports (add Span, MQTT, UDP settings here) --
+    # -- Pelion face (add Pelion settings here) --
+    # -- Delivery: data connectors and webhooks (add delivery settings here) --
 
     @property
     def database(self) -> Path:

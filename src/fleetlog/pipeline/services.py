@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetlog.config import Config
 from fleetlog.core.catalog import Catalog
 from fleetlog.pipeline.directory import Directory
 from fleetlog.pipeline.ingest import Ingest
@@ -30,6 +31,7 @@ class Services:
     catalog: Catalog
     clock: Clock
     limits: Limits = field(default_factory=Limits)
+    config: Config = field(default_factory=Config)
     deferred_wake: asyncio.Event = field(default_factory=asyncio.Event)
     ready: bool = False
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,5 +1,5 @@
 """The tenant event ingest face: POST /rest/v1/api/tenants/{tenantId}/devices/{deviceId}/events."""
 
-from fleetlog.faces.tenant_ingest.routes import routes
+from fleetlog.faces.tenant_ingest.routes import face, routes
 
-__all__ = ["routes"]
+__all__ = ["face", "routes"]

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from fleetlog.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from fleetlog.core.event import Event, SourceKind
 from fleetlog.core.timefmt import MAX_US, rfc3339
+from fleetlog.faces import Face
 from fleetlog.faces.http import BodyTooLarge, JSONResponse, bearer, decode_error_field, read_body
 from fleetlog.pipeline.services import Services
 from fleetlog.ports.store import AppendStatus, Dedupe
@@ -60,6 +61,15 @@ def _parse(body: bytes) -> TenantEvent:
     except RecursionError:
         raise InvalidInput("body is nested too deeply") from None
     return parsed
+
+
+def face(services: Services) -> Face:
+    return Face(
+        name="tenant-ingest",
+        routes=list(routes(services)),
+        prefix="/rest/",
+        render_error=lambda status, message: _error(status, INVALID_TENANT if status == 404 else VALIDATION, message),
+    )
 
 
 def routes(services: Services) -> list[Route]:
