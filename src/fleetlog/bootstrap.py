@@ -46,6 +46,7 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
         bus=bus,
         catalog=catalog,
         clock=clock,
+        documents=storage.documents,
         limits=Limits(config.max_event_bytes, config.max_batch_bytes, config.max_batch_items),
         config=config,
     )

@@ -12,6 +12,7 @@ from fleetlog.pipeline.directory import Directory
 from fleetlog.pipeline.ingest import Ingest
 from fleetlog.ports.bus import Bus
 from fleetlog.ports.clock import Clock
+from fleetlog.ports.documents import DocumentStore
 from fleetlog.ports.store import EventStore
 
 
@@ -30,6 +31,7 @@ class Services:
     bus: Bus
     catalog: Catalog
     clock: Clock
+    documents: DocumentStore
     limits: Limits = field(default_factory=Limits)
     config: Config = field(default_factory=Config)
     deferred_wake: asyncio.Event = field(default_factory=asyncio.Event)

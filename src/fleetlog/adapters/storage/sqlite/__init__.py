@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetlog.adapters.storage.sqlite.connection import connect
+from fleetlog.adapters.storage.sqlite.documents import SqliteDocuments
 from fleetlog.adapters.storage.sqlite.events import AppendBatch, SqliteEventStore
 from fleetlog.adapters.storage.sqlite.inbox import SqliteInbox
 from fleetlog.adapters.storage.sqlite.keys import KeyCache
@@ -35,6 +36,7 @@ class SqliteStorage:
         self.events = SqliteEventStore(self._writer, self._readers, keys, SequenceClock(last_seq))
         self.registry = SqliteRegistry(self._writer, self._readers, keys)
         self.inbox = SqliteInbox(self._writer, self._readers)
+        self.documents = SqliteDocuments(self._writer, self._readers)
 
     def _published(self, results: list[Any]) -> None:
         if self._bus is None:

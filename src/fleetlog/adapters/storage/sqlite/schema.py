@@ -75,6 +75,17 @@ MIGRATIONS: list[str] = [
 
     CREATE TABLE inbox (pk INTEGER PRIMARY KEY, payload BLOB NOT NULL);
     """,
+    # 2: documents: what a face or worker keeps for itself (service accounts, data connectors,
+    # campaigns, gateways, ...), by tenant, kind and id.
+    """
+    CREATE TABLE documents (
+        tenant TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        doc BLOB NOT NULL,
+        PRIMARY KEY (tenant, kind, id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
