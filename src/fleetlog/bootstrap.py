@@ -89,8 +89,10 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
         """Unknown paths and wrong methods, answered in the shape of the face the path belongs to."""
         assert isinstance(exc, HTTPException)
         status = exc.status_code
-        message = {404: f"no such resource: {request.url.path}",
-                   405: f"method {request.method} is not allowed here"}.get(status, str(exc.detail))
+        message = {
+            404: f"no such resource: {request.url.path}",
+            405: f"method {request.method} is not allowed here",
+        }.get(status, str(exc.detail))
         render = next((r for prefix, r in shapes if request.url.path.startswith(prefix)), None)
         response = render(status, message) if render else native_error(status, message)
         if exc.headers:

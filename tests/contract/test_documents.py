@@ -14,7 +14,11 @@ async def test_put_get_list_delete(storage: Any) -> None:
     await docs.put("acme", "campaign", "c1", [1, 2])
     assert await docs.get("acme", "connector", "c1") == {"url": "http://x", "n": 1}
     assert [i for _, i, _ in await docs.list("acme", "connector")] == ["c1", "c2"]
-    assert [(t, i) for t, i, _ in await docs.list(None, "connector")] == [("acme", "c1"), ("globex", "c1"), ("acme", "c2")]
+    assert [(t, i) for t, i, _ in await docs.list(None, "connector")] == [
+        ("acme", "c1"),
+        ("globex", "c1"),
+        ("acme", "c2"),
+    ]
     assert [i for _, i, _ in await docs.list("acme", "connector", after="c1")] == ["c2"]
     await docs.put("acme", "connector", "c1", {"url": "http://x2"})
     assert await docs.get("acme", "connector", "c1") == {"url": "http://x2"}

@@ -23,7 +23,9 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     for path, body in [("/v1/tenants", {"id": "acme"}), ("/v1/tenants/acme/projects", {"id": "plant"})]:
         assert httpx.post(srv.url + path, json=body, headers=op).status_code == 201
     for i in range(20):
-        response = httpx.post(srv.url + "/v1/tenants/acme/devices", json={"id": f"dev-{i}", "project": "plant"}, headers=op)
+        response = httpx.post(
+            srv.url + "/v1/tenants/acme/devices", json={"id": f"dev-{i}", "project": "plant"}, headers=op
+        )
         assert response.status_code == 201
     yield srv
     srv.stop()
@@ -37,13 +39,20 @@ def stored_ids(srv: ServerProcess) -> set[str]:
 
 async def hammer(srv: ServerProcess, acked: list[str], stop_after: int, clients: int = 16) -> None:
     """Many clients post single events to the tenant face until the server dies."""
+
     async def client(n: int) -> None:
         async with httpx.AsyncClient(base_url=srv.url, headers={"X-API-Key": srv.operator["Authorization"][7:]}) as c:
             i = 0
             start_ms = int(time.time() * 1000)  # recent: older events would fall to retention at restart
             while True:
-                body = {"typeId": "reading", "description": "", "appId": "crash-test", "severity": 2,
-                        "data": {"client": n, "i": i}, "timestamp": start_ms + i}
+                body = {
+                    "typeId": "reading",
+                    "description": "",
+                    "appId": "crash-test",
+                    "severity": 2,
+                    "data": {"client": n, "i": i},
+                    "timestamp": start_ms + i,
+                }
                 try:
                     r = await c.post(f"/rest/v1/api/tenants/acme/devices/dev-{n % 20}/events", json=body, timeout=5)
                 except httpx.HTTPError:
@@ -72,8 +81,14 @@ def test_202_events_are_processed_after_a_crash(server: ServerProcess) -> None:
     headers = {"X-API-Key": server.operator["Authorization"][7:], "Prefer": "respond-async"}
     accepted = 0
     for i in range(50):
-        body = {"typeId": "later", "description": "", "appId": "a", "severity": 1, "data": {"i": i},
-                "timestamp": int(time.time() * 1000)}
+        body = {
+            "typeId": "later",
+            "description": "",
+            "appId": "a",
+            "severity": 1,
+            "data": {"i": i},
+            "timestamp": int(time.time() * 1000),
+        }
         r = httpx.post(f"{server.url}/rest/v1/api/tenants/acme/devices/dev-1/events", json=body, headers=headers)
         assert r.status_code == 202
         accepted += 1

@@ -30,16 +30,31 @@ def seed(fleet: Fleet, n: int = 30) -> list[dict[str, Any]]:
     for i in range(n):
         t = types[i % 3]
         data = {"value": float(i)} if t == "temperature" else {"ppm": i} if t == "co2" else {}
-        batch.append({"type": t, "device": devices[i % 3], "time": 1_700_000_000_000 + i * 1000, "data": data,
-                      "severity": i % 5 + 1, "outcome": "FAIL" if i % 4 == 0 else "INFO"})
+        batch.append(
+            {
+                "type": t,
+                "device": devices[i % 3],
+                "time": 1_700_000_000_000 + i * 1000,
+                "data": data,
+                "severity": i % 5 + 1,
+                "outcome": "FAIL" if i % 4 == 0 else "INFO",
+            }
+        )
     result = post(fleet, batch)
     assert result.status_code == 200, result.text
     return batch
 
 
 def test_ingest_one_event_returns_it_with_id_and_times(fleet: Fleet) -> None:
-    response = post(fleet, {"type": "temperature", "device": "sensor-1", "time": "2024-05-01T12:00:00.123456Z",
-                            "data": {"value": 21.5, "samples": [{"value": 21.5, "sampleTime": "2024-05-01T12:00:00Z"}]}})
+    response = post(
+        fleet,
+        {
+            "type": "temperature",
+            "device": "sensor-1",
+            "time": "2024-05-01T12:00:00.123456Z",
+            "data": {"value": 21.5, "samples": [{"value": 21.5, "sampleTime": "2024-05-01T12:00:00Z"}]},
+        },
+    )
     assert response.status_code == 201
     event = response.json()
     assert len(event["id"]) == 32 and event["time"] == "2024-05-01T12:00:00.123456Z"
@@ -57,14 +72,17 @@ def test_idempotency_key_returns_the_first_event(fleet: Fleet) -> None:
 
 
 def test_batch_reports_each_item_and_stores_the_good_ones(fleet: Fleet) -> None:
-    response = post(fleet, [
-        {"type": "touch", "device": "sensor-1"},
-        {"type": "temperature", "device": "sensor-1", "data": {"value": "hot"}},
-        {"type": "touch", "device": "ghost"},
-        {"type": "touch", "device": "sensor-2", "severity": 9},
-        {"type": "touch", "device": "desk-1", "idempotency_key": "k"},
-        {"type": "touch", "device": "desk-1", "idempotency_key": "k"},
-    ])
+    response = post(
+        fleet,
+        [
+            {"type": "touch", "device": "sensor-1"},
+            {"type": "temperature", "device": "sensor-1", "data": {"value": "hot"}},
+            {"type": "touch", "device": "ghost"},
+            {"type": "touch", "device": "sensor-2", "severity": 9},
+            {"type": "touch", "device": "desk-1", "idempotency_key": "k"},
+            {"type": "touch", "device": "desk-1", "idempotency_key": "k"},
+        ],
+    )
     assert response.status_code == 207
     out = response.json()
     assert (out["created"], out["duplicates"], out["failed"]) == (2, 1, 3)
@@ -85,23 +103,27 @@ def test_batch_of_only_bad_items_is_400(fleet: Fleet) -> None:
 def test_ndjson_batch(fleet: Fleet) -> None:
     lines = [json.dumps({"type": "touch", "device": "sensor-1", "time": 1_700_000_000_000 + i}) for i in range(5)]
     lines.insert(2, "{not json")
-    response = fleet.client.post(EVENTS, content="\n".join(lines) + "\n", headers={
-        **fleet.writer, "Content-Type": "application/x-ndjson"})
+    response = fleet.client.post(
+        EVENTS, content="\n".join(lines) + "\n", headers={**fleet.writer, "Content-Type": "application/x-ndjson"}
+    )
     assert response.status_code == 207
     assert response.json()["created"] == 5 and response.json()["results"][2]["status"] == "error"
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({"type": "touch", "device": "sensor-1", "time": "yesterday"}, "time"),
-    ({"type": "touch", "device": "sensor-1", "time": "2024-05-01T12:00:00"}, "time"),
-    ({"type": "touch", "device": "sensor-1", "time": -5}, "time"),
-    ({"type": "touch", "device": "sensor-1", "outcome": "MAYBE"}, "outcome"),
-    ({"type": "touch", "device": "sensor-1", "surprise": 1}, "surprise"),
-    ({"type": "touch", "device": "sensor-1", "project": "office"}, "project"),
-    ({"type": "touch"}, "project"),
-    ({"type": "touch", "device": "sensor-1", "data": [1]}, "data"),
-    ({"type": "co2", "device": "sensor-1", "data": {"ppm": 1.5}}, "data.ppm"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"type": "touch", "device": "sensor-1", "time": "yesterday"}, "time"),
+        ({"type": "touch", "device": "sensor-1", "time": "2024-05-01T12:00:00"}, "time"),
+        ({"type": "touch", "device": "sensor-1", "time": -5}, "time"),
+        ({"type": "touch", "device": "sensor-1", "outcome": "MAYBE"}, "outcome"),
+        ({"type": "touch", "device": "sensor-1", "surprise": 1}, "surprise"),
+        ({"type": "touch", "device": "sensor-1", "project": "office"}, "project"),
+        ({"type": "touch"}, "project"),
+        ({"type": "touch", "device": "sensor-1", "data": [1]}, "data"),
+        ({"type": "co2", "device": "sensor-1", "data": {"ppm": 1.5}}, "data.ppm"),
+    ],
+)
 def test_bad_events_name_the_field(fleet: Fleet, payload: dict[str, Any], field: str) -> None:
     response = post(fleet, payload)
     assert response.status_code == 400, response.text
@@ -118,7 +140,9 @@ def test_malformed_bodies_are_400(fleet: Fleet, raw: bytes) -> None:
 def test_oversize_bodies_are_413(fleet: Fleet) -> None:
     response = post(fleet, {"type": "x", "device": "sensor-1", "data": {"b": "x" * 300_000}})
     assert response.status_code == 400 or response.status_code == 413
-    big_batch = b"[" + b",".join([b'{"type":"touch","device":"sensor-1","data":{"b":"' + b"x" * 1000 + b'"}}'] * 17000) + b"]"
+    big_batch = (
+        b"[" + b",".join([b'{"type":"touch","device":"sensor-1","data":{"b":"' + b"x" * 1000 + b'"}}'] * 17000) + b"]"
+    )
     response = fleet.client.post(EVENTS, content=big_batch, headers=fleet.writer)
     assert response.status_code == 413 and "16777216" in response.json()["error"]["message"]
 
@@ -162,12 +186,23 @@ def test_query_pages_with_cursors_newest_and_oldest(fleet: Fleet) -> None:
         assert [e["id"] for e in back["events"]] == seen[-(last + 7) : -last]
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ("cursor=garbage", "cursor"), ("since=notatime", "since"), ("until=2024-13-45T00:00:00Z", "until"),
-    ("limit=0", "limit"), ("limit=5000", "limit"), ("limit=ten", "limit"), ("order=sideways", "order"),
-    ("outcome=MEH", "outcome"), ("min_severity=9", "min_severity"), ("colour=red", "colour"),
-    ("since=2024-02-01T00:00:00Z&until=2024-01-01T00:00:00Z", "since"), ("state_change=maybe", "state_change"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ("cursor=garbage", "cursor"),
+        ("since=notatime", "since"),
+        ("until=2024-13-45T00:00:00Z", "until"),
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("limit=ten", "limit"),
+        ("order=sideways", "order"),
+        ("outcome=MEH", "outcome"),
+        ("min_severity=9", "min_severity"),
+        ("colour=red", "colour"),
+        ("since=2024-02-01T00:00:00Z&until=2024-01-01T00:00:00Z", "since"),
+        ("state_change=maybe", "state_change"),
+    ],
+)
 def test_bad_query_parameters_are_named(fleet: Fleet, params: str, field: str) -> None:
     response = query(fleet, params)
     assert response.status_code == 400 and response.json()["error"]["field"] == field
@@ -184,8 +219,10 @@ def test_get_one_event_only_within_its_tenant_and_project(fleet: Fleet) -> None:
 
 
 def test_export_streams_everything_as_ndjson_and_csv(fleet: Fleet) -> None:
-    batch = [{"type": "touch", "device": "sensor-1", "time": 1_700_000_000_000 + i, "description": 'a "quoted", text'}
-             for i in range(2500)]
+    batch = [
+        {"type": "touch", "device": "sensor-1", "time": 1_700_000_000_000 + i, "description": 'a "quoted", text'}
+        for i in range(2500)
+    ]
     assert post(fleet, batch).status_code == 200
     nd = fleet.client.get(f"{EVENTS}/export?device=sensor-1&exclude_type=SYS_106", headers=fleet.reader)
     assert nd.status_code == 200 and nd.headers["content-type"].startswith("application/x-ndjson")
@@ -199,10 +236,15 @@ def test_export_streams_everything_as_ndjson_and_csv(fleet: Fleet) -> None:
 
 
 def test_device_state_is_the_latest_of_each_type(fleet: Fleet) -> None:
-    post(fleet, [{"type": "temperature", "device": "sensor-1", "time": 1000, "data": {"value": 1.0}},
-                 {"type": "temperature", "device": "sensor-1", "time": 3000, "data": {"value": 3.0}},
-                 {"type": "temperature", "device": "sensor-1", "time": 2000, "data": {"value": 2.0}},
-                 {"type": "touch", "device": "sensor-1", "time": 1500}])
+    post(
+        fleet,
+        [
+            {"type": "temperature", "device": "sensor-1", "time": 1000, "data": {"value": 1.0}},
+            {"type": "temperature", "device": "sensor-1", "time": 3000, "data": {"value": 3.0}},
+            {"type": "temperature", "device": "sensor-1", "time": 2000, "data": {"value": 2.0}},
+            {"type": "touch", "device": "sensor-1", "time": 1500},
+        ],
+    )
     state = fleet.client.get("/v1/tenants/acme/devices/sensor-1/state", headers=fleet.reader).json()
     assert set(state["latest"]) == {"temperature", "touch", "SYS_106"}
     assert state["latest"]["temperature"]["data"] == {"value": 3.0}

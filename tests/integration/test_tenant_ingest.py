@@ -176,8 +176,10 @@ BAD_BODIES: list[tuple[bytes | dict[str, Any], str]] = [
 
 
 def test_integers_of_any_size_are_kept_exactly(fleet: Fleet) -> None:
-    raw = (b'{"typeId":"big","description":"","appId":"x","severity":3,'
-           b'"data":{"n":123456789012345678901234567890,"f":2.0},"timestamp":1}')
+    raw = (
+        b'{"typeId":"big","description":"","appId":"x","severity":3,'
+        b'"data":{"n":123456789012345678901234567890,"f":2.0},"timestamp":1}'
+    )
     assert fleet.client.post(url(), content=raw, headers=key(fleet.writer)).status_code == 201
     (event,) = stored(fleet)
     assert event["data"]["n"] == 123456789012345678901234567890

@@ -12,20 +12,24 @@ from fleetlog.core.query import Cursor, Position
 from fleetlog.core.timefmt import MAX_US, parse_rfc3339, parse_time, rfc3339, rfc3339_ms
 
 
-@pytest.mark.parametrize(("text", "us"), [
-    ("2021-05-16T08:13:15.361624Z", 1621152795361624),
-    ("2021-05-16T08:13:15Z", 1621152795000000),
-    ("2021-05-16T10:13:15.5+02:00", 1621152795500000),
-    ("2016-11-30T16:25:12.1234567Z", 1480523112123456),
-    ("20161130T162512Z", 1480523112000000),
-    ("2021-05-16t08:13:15z", 1621152795000000),
-])
+@pytest.mark.parametrize(
+    ("text", "us"),
+    [
+        ("2021-05-16T08:13:15.361624Z", 1621152795361624),
+        ("2021-05-16T08:13:15Z", 1621152795000000),
+        ("2021-05-16T10:13:15.5+02:00", 1621152795500000),
+        ("2016-11-30T16:25:12.1234567Z", 1480523112123456),
+        ("20161130T162512Z", 1480523112000000),
+        ("2021-05-16t08:13:15z", 1621152795000000),
+    ],
+)
 def test_rfc3339_forms(text: str, us: int) -> None:
     assert parse_rfc3339(text) == us
 
 
-@pytest.mark.parametrize("text", ["2021-05-16", "2021-05-16T08:13:15", "yesterday", "2021-13-01T00:00:00Z",
-                                  "2021-05-16T08:13:15.Z", ""])
+@pytest.mark.parametrize(
+    "text", ["2021-05-16", "2021-05-16T08:13:15", "yesterday", "2021-13-01T00:00:00Z", "2021-05-16T08:13:15.Z", ""]
+)
 def test_bad_times_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_rfc3339(text)

@@ -30,8 +30,15 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[SqliteStorage, MemoryBus]
 
 
 def ev(i: int, tenant: str = "acme") -> Event:
-    return Event(tenant=tenant, project="p" if tenant == "acme" else "q", device="d" if tenant == "acme" else "x",
-                 type="n", time=1, received=10**15 + i, data={"i": i})
+    return Event(
+        tenant=tenant,
+        project="p" if tenant == "acme" else "q",
+        device="d" if tenant == "acme" else "x",
+        type="n",
+        time=1,
+        received=10**15 + i,
+        data={"i": i},
+    )
 
 
 async def take(feed: LiveFeed, n: int) -> list[int]:

@@ -36,9 +36,13 @@ def default(ctx: typer.Context) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on (env FLEETLOG_HOST; default 127.0.0.1)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (env FLEETLOG_HOST; default 127.0.0.1)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (env FLEETLOG_PORT; default 8080)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite database lives (env FLEETLOG_DATA_DIR; default ./data)")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the SQLite database lives (env FLEETLOG_DATA_DIR; default ./data)")
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
 ) -> None:
     """Run the server on the embedded defaults (SQLite in the data directory)."""
@@ -60,10 +64,18 @@ def serve(
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app_ = build_app(config)
     typer.echo(f"fleetlog listening on http://{config.host}:{config.port}  (data: {config.database})")
-    typer.echo(f"API docs: http://{config.host}:{config.port}/docs   operator token: {config.data_dir / ADMIN_TOKEN_FILE}")
+    typer.echo(
+        f"API docs: http://{config.host}:{config.port}/docs   operator token: {config.data_dir / ADMIN_TOKEN_FILE}"
+    )
     uvicorn.run(
-        app_, host=config.host, port=config.port, log_level=config.log_level, access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=5,
+        app_,
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=5,
     )
 
 

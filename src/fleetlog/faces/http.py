@@ -44,9 +44,9 @@ def bearer(request: Request, *header_names: str) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     for name in header_names:
-        value = request.headers.get(name)
-        if value:
-            return value.strip()
+        header = request.headers.get(name)
+        if header:
+            return header.strip()
     return None
 
 

@@ -33,8 +33,16 @@ class LifecycleEvents:
             return []
 
         def system(type_: str, project: str, data: dict[str, object]) -> Event:
-            return Event(tenant=device.tenant, project=project, device=device.id, type=type_, time=now,
-                         received=now, source=SourceKind.SYSTEM, data=data)
+            return Event(
+                tenant=device.tenant,
+                project=project,
+                device=device.id,
+                type=type_,
+                time=now,
+                received=now,
+                source=SourceKind.SYSTEM,
+                data=data,
+            )
 
         if before is None:
             return [system("SYS_106", device.project, {})]
@@ -45,8 +53,9 @@ class LifecycleEvents:
             events.append(system("deviceMoved", after.project, {"from": before.project, "to": after.project}))
         added, modified, removed = change.labels_diff
         if added or modified or removed:
-            events.append(system("labelsChanged", after.project,
-                                 {"added": added, "modified": modified, "removed": removed}))
+            events.append(
+                system("labelsChanged", after.project, {"added": added, "modified": modified, "removed": removed})
+            )
         if before.type != after.type or before.attrs != after.attrs:
             events.append(system("deviceUpdated", after.project, {}))
         return events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from fleetlog.pipeline.directory import Directory
@@ -23,10 +24,8 @@ async def deferred_worker(ingest: Ingest, wake: asyncio.Event, idle_seconds: flo
         except Exception:
             log.exception("processing deferred events failed; retrying")
         wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), idle_seconds)
-        except TimeoutError:
-            pass
 
 
 async def retention_pass(store: EventStore, directory: Directory, now_us: int) -> int:

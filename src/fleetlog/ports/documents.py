@@ -21,6 +21,8 @@ class DocumentStore(Protocol):
 
     async def delete(self, tenant: str, kind: str, id: str) -> bool: ...
 
-    async def list(self, tenant: str | None, kind: str, after: str | None = None, limit: int = 1000) -> list[tuple[str, str, Any]]:
+    async def list(
+        self, tenant: str | None, kind: str, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, str, Any]]:
         """(tenant, id, doc) in id order; `tenant` None lists every tenant's."""
         ...

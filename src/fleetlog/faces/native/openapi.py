@@ -70,6 +70,10 @@ def _query(name: str, text: str, many: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": text, "schema": schema}
 
 
+def json_body(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(name)}}
+
+
 def _op(
     summary: str,
     ok: int,
@@ -109,11 +113,11 @@ def document() -> dict[str, Any]:
         "application/json": {"schema": {"oneOf": [_ref("EventIn"), {"type": "array", "items": _ref("EventIn")}]}},
         "application/x-ndjson": {"schema": {"type": "string", "description": "one EventIn per line"}},
     }
-    json_body = lambda name: {"application/json": {"schema": _ref(name)}}  # noqa: E731
     paths: dict[str, Any] = {
         "/v1/tenants/{tenant}/events": {
             "post": _op(
-                "Ingest one event (201), or a batch as a JSON array or NDJSON (per-item results; 207 on partial success)",
+                "Ingest one event (201), or a batch as a JSON array or NDJSON "
+                "(per-item results; 207 on partial success)",
                 201,
                 _ref("EventOut"),
                 [tenant],

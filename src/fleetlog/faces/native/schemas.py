@@ -10,9 +10,7 @@ from fleetlog.core.event import Event, Outcome, SourceKind
 from fleetlog.core.timefmt import rfc3339
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Labels = dict[
-    Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]
-]
+Labels = dict[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]]
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
