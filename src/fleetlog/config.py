@@ -25,6 +25,9 @@ class Config:
     # -- Disruptive Technologies face (add DT settings here) --
     # -- Span face and device transports (add Span, MQTT, UDP settings here) --
     # -- Pelion face (add Pelion settings here) --
+    # Most events one /v3/device-events request reads for filters the store cannot apply itself
+    # (description, excluded ids/devices/date-times) and for total_count.
+    pelion_max_scan_events: int = 200_000
     # -- Delivery: data connectors and webhooks (add delivery settings here) --
 
     @property
