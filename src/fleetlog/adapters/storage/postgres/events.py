@@ -1,0 +1,404 @@
+"""The PostgreSQL event store: group-committed appends (one COPY per commit), keyset queries
+over three indexes, the same plan as the SQLite store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from fleetlog.adapters.storage.postgres.database import Database
+from fleetlog.adapters.storage.postgres.writer import Commit, Conn
+from fleetlog.core.event import Event, pack, same_content, unpack
+from fleetlog.core.query import Cursor, EventQuery, Order, Page, Position
+from fleetlog.ports.store import AppendResult, AppendStatus, Dedupe
+
+# Up to this many index ranges are read side by side (UNION ALL, each already in order and
+# limited); beyond it one range is read with the rest as a filter.
+MAX_BRANCHES = 64
+_MASK64 = (1 << 64) - 1
+
+
+def _event(row: Any) -> Event:
+    event = unpack(row["doc"])
+    event.id = f"{row['seq']:016x}{row['tail'] & _MASK64:016x}"
+    return event
+
+
+class AppendBatch(list[AppendResult]):
+    """The result of one append job: the commit hook publishes its new events."""
+
+    def created(self) -> list[Event]:
+        return [r.event for r in self if r.status is AppendStatus.CREATED]
+
+
+class PostgresEventStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._keys = db.keys
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def append(self, events: Sequence[Event], dedupe: Dedupe = Dedupe.KEY) -> list[AppendResult]:
+        return await self._db.write(lambda conn, commit: self._append(conn, commit, events, dedupe), buffered=True)
+
+    async def _append(self, conn: Conn, commit: Commit, events: Sequence[Event], dedupe: Dedupe) -> AppendBatch:
+        """Reads only: the rows wait in `commit` until its flush. Nothing of this job reaches
+        `commit` unless all of it succeeds."""
+        keys = self._keys
+        resolved: list[tuple[int, int, int | None]] = []
+        for event in events:
+            tenant_pk = await keys.tenant(conn, event.tenant)
+            project_pk = await keys.project(conn, tenant_pk, event.project)
+            device_pk = await keys.device(conn, tenant_pk, event.device) if event.device else None
+            resolved.append((tenant_pk, project_pk, device_pk))
+        stored_idem = await _by_idem(
+            conn,
+            {(t, e.idempotency_key) for e, (t, _, _) in zip(events, resolved, strict=True) if e.idempotency_key}
+            - commit.idem.keys(),
+        )
+        stored_natural: dict[tuple[int, int, str], list[Event]] = {}
+        if dedupe is Dedupe.NATURAL:
+            stored_natural = await _by_natural(
+                conn, {(d, e.time, e.type) for e, (_, _, d) in zip(events, resolved, strict=True) if d is not None}
+            )
+
+        results = AppendBatch()
+        rows: list[tuple[Any, ...]] = []
+        state: dict[tuple[int, str], tuple[int, int]] = {}
+        batch_idem: dict[tuple[int, str], Event] = {}
+        batch_natural: dict[tuple[int, int, str], list[Event]] = {}
+        for event, (tenant_pk, project_pk, device_pk) in zip(events, resolved, strict=True):
+            idem = event.idempotency_key
+            if idem is not None:
+                ikey = (tenant_pk, idem)
+                earlier = batch_idem.get(ikey) or commit.idem.get(ikey) or stored_idem.get(ikey)
+                if earlier is not None:
+                    results.append(AppendResult(AppendStatus.DUPLICATE, earlier))
+                    continue
+            if dedupe is Dedupe.NATURAL and device_pk is not None:
+                natural = (device_pk, event.time, event.type)
+                twin = (
+                    _twin(event, batch_natural.get(natural, ()))
+                    or _twin(event, commit.natural.get(natural, ()))
+                    or _twin(event, stored_natural.get(natural, ()))
+                )
+                if twin is not None:
+                    results.append(AppendResult(AppendStatus.CONFLICT, twin))
+                    continue
+                batch_natural.setdefault(natural, []).append(event)
+            seq = commit.seqs.next(event.received // 1000)
+            tail = int.from_bytes(os.urandom(8), "big", signed=True)
+            event.id = ""
+            doc = pack(event)
+            event.id = f"{seq:016x}{tail & _MASK64:016x}"
+            rows.append(
+                (
+                    seq,
+                    tail,
+                    tenant_pk,
+                    project_pk,
+                    device_pk,
+                    event.type,
+                    event.time,
+                    event.outcome.value,
+                    event.severity,
+                    event.state_change,
+                    idem,
+                    doc,
+                )
+            )
+            if idem is not None:
+                batch_idem[(tenant_pk, idem)] = event
+            if device_pk is not None:
+                skey = (device_pk, event.type)
+                prev = state.get(skey)
+                if prev is None or (event.time, seq) > prev:
+                    state[skey] = (event.time, seq)
+            results.append(AppendResult(AppendStatus.CREATED, event))
+
+        # The whole job succeeded: hand its rows to the commit.
+        commit.rows += rows
+        commit.idem.update(batch_idem)
+        for natural, twins in batch_natural.items():
+            commit.natural.setdefault(natural, []).extend(twins)
+        for skey, value in state.items():
+            prev = commit.state.get(skey)
+            if prev is None or value > prev:
+                commit.state[skey] = value
+        return results
+
+    async def purge(self, tenant: str, before: int, batch: int = 5000) -> int:
+        """Deletes in short transactions so ingest waits at most one batch."""
+        total = 0
+        while True:
+            removed = await self._db.write(lambda conn, _: self._purge_some(conn, tenant, before, batch))
+            total += removed
+            if removed < batch:
+                return total
+
+    async def _purge_some(self, conn: Conn, tenant: str, before: int, batch: int) -> int:
+        tenant_pk = await self._keys.tenant(conn, tenant)
+        removed = 0
+        for project_pk in await _column(conn, "SELECT pk FROM projects WHERE tenant = $1", tenant_pk):
+            status = await conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE project = $1 AND time < $2 LIMIT $3)",
+                project_pk,
+                before,
+                batch - removed,
+            )
+            removed += int(status.split()[-1])
+            if removed >= batch:
+                break
+        return removed
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, tenant: str, event_id: str) -> Event | None:
+        if len(event_id) != 32:
+            return None
+        try:
+            seq, tail = int(event_id[:16], 16), int(event_id[16:], 16)
+        except ValueError:
+            return None
+        if seq >= 1 << 63:  # not an id this store ever issued (row keys are signed 64-bit)
+            return None
+        if tail >= 1 << 63:
+            tail -= 1 << 64
+        row = await self._db.read(
+            lambda conn: conn.fetchrow(
+                "SELECT e.seq, e.tail, e.doc FROM events e JOIN tenants t ON t.pk = e.tenant "
+                "WHERE e.seq = $1 AND e.tail = $2 AND t.id = $3",
+                seq,
+                tail,
+                tenant,
+            )
+        )
+        return _event(row) if row else None
+
+    async def query(self, query: EventQuery) -> Page:
+        return await self._db.read(lambda conn: self._query(conn, query))
+
+    async def _query(self, conn: Conn, q: EventQuery) -> Page:
+        plan = await _plan(conn, q)
+        if plan is None:
+            return Page([], False, None, None)
+        sql, params = plan
+        rows = await conn.fetch(sql, *params)
+        has_more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        backward = q.cursor is not None and q.cursor.backward
+        if backward:
+            rows.reverse()
+        events = [_event(r) for r in rows]
+        if not rows:
+            return Page(events, False, None, None)
+        first = Position(rows[0]["time"], rows[0]["seq"])
+        last = Position(rows[-1]["time"], rows[-1]["seq"])
+        if backward:
+            next_cursor: Cursor | None = Cursor(last)
+            prev_cursor = Cursor(first, backward=True) if has_more else None
+            return Page(events, True, next_cursor, prev_cursor)
+        next_cursor = Cursor(last) if has_more else None
+        prev_cursor = Cursor(first, backward=True) if q.cursor is not None else None
+        return Page(events, has_more, next_cursor, prev_cursor)
+
+    async def export(self, query: EventQuery, chunk: int = 1000) -> AsyncIterator[list[Event]]:
+        q = replace(query, limit=chunk)
+        while True:
+            page = await self.query(q)
+            if page.events:
+                yield page.events
+            if page.next_cursor is None:
+                return
+            q = replace(q, cursor=page.next_cursor)
+
+    async def latest_by_type(self, tenant: str, device: str) -> dict[str, Event]:
+        async def read(conn: Conn) -> dict[str, Event]:
+            rows = await conn.fetch(
+                "SELECT e.seq, e.tail, e.doc FROM device_state s JOIN events e ON e.seq = s.seq "
+                "WHERE s.device = (SELECT d.pk FROM devices d JOIN tenants t ON t.pk = d.tenant "
+                "WHERE t.id = $1 AND d.id = $2)",
+                tenant,
+                device,
+            )
+            return {ev.type: ev for ev in map(_event, rows)}
+
+        return await self._db.read(read)
+
+    async def since(self, tenant: str, after_seq: int, limit: int = 1000) -> list[Event]:
+        """The tenant's events committed after `after_seq`, in commit order (for live resume)."""
+        if after_seq >= 1 << 63:
+            return []
+        rows = await self._db.read(
+            lambda conn: conn.fetch(
+                "SELECT seq, tail, doc FROM events WHERE seq > $1 "
+                "AND tenant = (SELECT pk FROM tenants WHERE id = $2) ORDER BY seq LIMIT $3",
+                after_seq,
+                tenant,
+                limit,
+            )
+        )
+        return [_event(r) for r in rows]
+
+    async def count(self, tenant: str | None = None) -> int:
+        if tenant is None:
+            n = await self._db.read(lambda conn: conn.fetchval("SELECT count(*) FROM events"))
+        else:
+            n = await self._db.read(
+                lambda conn: conn.fetchval(
+                    "SELECT count(*) FROM events WHERE tenant = (SELECT pk FROM tenants WHERE id = $1)", tenant
+                )
+            )
+        return int(n)
+
+
+def _twin(event: Event, candidates: Sequence[Event]) -> Event | None:
+    return next((c for c in candidates if same_content(c, event)), None)
+
+
+async def _column(conn: Conn, sql: str, *args: Any) -> list[Any]:
+    return [r[0] for r in await conn.fetch(sql, *args)]
+
+
+async def _by_idem(conn: Conn, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Event]:
+    if not wanted:
+        return {}
+    tenants, idems = zip(*wanted, strict=True)
+    rows = await conn.fetch(
+        "SELECT e.tenant, e.idem, e.seq, e.tail, e.doc FROM events e "
+        "JOIN unnest($1::int[], $2::text[]) AS w(tenant, idem) ON e.tenant = w.tenant AND e.idem = w.idem",
+        tenants,
+        idems,
+    )
+    return {(r["tenant"], r["idem"]): _event(r) for r in rows}
+
+
+async def _by_natural(conn: Conn, wanted: set[tuple[int, int, str]]) -> dict[tuple[int, int, str], list[Event]]:
+    if not wanted:
+        return {}
+    devices, times, types = zip(*wanted, strict=True)
+    rows = await conn.fetch(
+        "SELECT e.device, e.time, e.type, e.seq, e.tail, e.doc FROM events e "
+        "JOIN unnest($1::int[], $2::bigint[], $3::text[]) AS w(device, time, type) "
+        "ON e.device = w.device AND e.time = w.time AND e.type = w.type",
+        devices,
+        times,
+        types,
+    )
+    found: dict[tuple[int, int, str], list[Event]] = {}
+    for r in rows:
+        found.setdefault((r["device"], r["time"], r["type"]), []).append(_event(r))
+    return found
+
+
+class _Params:
+    """Numbered parameters ($1, $2, ...) for a query built piece by piece."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+async def _plan(conn: Conn, q: EventQuery) -> tuple[str, list[Any]] | None:
+    """SQL for one page: one ordered, limited index range per branch, merged by UNION ALL."""
+    tenant_pk = await conn.fetchval("SELECT pk FROM tenants WHERE id = $1", q.tenant)
+    if tenant_pk is None:
+        return None
+    if q.projects:
+        projects = await _column(
+            conn,
+            "SELECT pk FROM projects WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY pk",
+            tenant_pk,
+            list(q.projects),
+        )
+    else:
+        projects = await _column(conn, "SELECT pk FROM projects WHERE tenant = $1 ORDER BY pk", tenant_pk)
+    if not projects:
+        return None
+    devices: list[int] | None = None
+    if q.devices:
+        devices = await _column(
+            conn,
+            "SELECT pk FROM devices WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY pk",
+            tenant_pk,
+            list(dict.fromkeys(q.devices)),
+        )
+    if q.labels:
+        labelled = await _devices_with_labels(conn, projects, q.labels)
+        devices = labelled if devices is None else [d for d in devices if d in set(labelled)]
+    if devices is not None and not devices:
+        return None
+
+    p = _Params()
+    desc = (q.order is Order.NEWEST) != (q.cursor is not None and q.cursor.backward)
+    direction = "DESC" if desc else "ASC"
+    where: list[str] = []
+    if q.since is not None:
+        where.append(f"time >= {p(q.since)}")
+    if q.until is not None:
+        where.append(f"time < {p(q.until)}")
+    if q.cursor is not None:
+        pos = q.cursor.position
+        cmp = "<" if desc else ">"
+        where.append(f"(time, seq) {cmp} ({p(pos.time)}::bigint, {p(pos.seq)}::bigint)")
+    if q.outcomes:
+        where.append(f"outcome = ANY({p([o.value for o in q.outcomes])}::text[])")
+    if q.min_severity is not None:
+        where.append(f"severity >= {p(q.min_severity)}")
+    if q.max_severity is not None:
+        where.append(f"severity <= {p(q.max_severity)}")
+    if q.exclude_types:
+        where.append(f"type <> ALL({p(list(q.exclude_types))}::text[])")
+    if q.state_change is not None:
+        where.append(f"state_change = {p(q.state_change)}")
+
+    # Choose the leading index: device, else project+type, else project.
+    leads: list[str]
+    extra: list[str] = []
+    if devices is not None:
+        extra.append(f"project = ANY({p(projects)}::int[])")
+        if q.types:
+            extra.append(f"type = ANY({p(list(q.types))}::text[])")
+        if len(devices) <= MAX_BRANCHES:
+            leads = [f"device = {p(d)}" for d in devices]
+        else:
+            leads = [f"device = ANY({p(devices)}::int[])"]
+    elif q.types:
+        pairs = [(pr, t) for pr in projects for t in dict.fromkeys(q.types)]
+        if len(pairs) <= MAX_BRANCHES:
+            leads = [f"project = {p(pr)} AND type = {p(t)}" for pr, t in pairs]
+        else:
+            extra.append(f"type = ANY({p(list(q.types))}::text[])")
+            leads = [f"project = ANY({p(projects)}::int[])"]
+    elif len(projects) <= MAX_BRANCHES:
+        leads = [f"project = {p(pr)}" for pr in projects]
+    else:
+        leads = [f"project = ANY({p(projects)}::int[])"]
+
+    order = f"ORDER BY time {direction}, seq {direction} LIMIT {p(q.limit + 1)}"
+    parts = [
+        f"SELECT seq, tail, time, doc FROM events WHERE {' AND '.join([lead, *extra, *where])} {order}"
+        for lead in leads
+    ]
+    if len(parts) == 1:
+        return parts[0], p.values
+    union = " UNION ALL ".join(f"({part})" for part in parts)
+    return f"SELECT * FROM ({union}) AS page {order}", p.values
+
+
+async def _devices_with_labels(
+    conn: Conn, projects: list[int], labels: tuple[tuple[str, str | None], ...]
+) -> list[int]:
+    p = _Params()
+    clauses = [f"project = ANY({p(projects)}::int[])"]
+    for key, value in labels:
+        if value is None:
+            clauses.append(f"labels ? {p(key)}")
+        else:
+            clauses.append(f"labels ->> {p(key)} = {p(value)}")
+    return await _column(conn, f"SELECT pk FROM devices WHERE {' AND '.join(clauses)} ORDER BY pk", *p.values)
