@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from fleetlog.core.errors import InvalidInput
 from fleetlog.core.timefmt import MAX_US, parse_rfc3339
@@ -133,6 +133,8 @@ def parse(pairs: Iterable[tuple[str, str]]) -> Filters:
 def _inner(text: str) -> list[tuple[str, str]]:
     if not text.strip():
         raise InvalidInput("must be a URL-encoded query string such as device_id%3Dabc", FILTER_PARAM)
+    if "=" not in text and "%3d" in text.lower():
+        text = unquote(text)  # encoded twice by the client: still understood
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
     except ValueError:
