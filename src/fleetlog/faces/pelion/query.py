@@ -45,6 +45,9 @@ class Request:
     after: Event | None = None
     total: bool = False
     max_scan: int = DEFAULT_MAX_SCAN
+    # Filtered device ids the registry no longer knows: the store cannot look their events up
+    # by device, so they are found by scanning (with the other filters narrowing the scan).
+    deleted_devices: frozenset[str] = frozenset()
 
 
 def key(event: Event) -> tuple[int, int]:
@@ -71,9 +74,12 @@ def matches(request: Request) -> Callable[[Event], bool]:
     return check
 
 
-def residual_param(filters: Filters) -> str | None:
+def residual_param(request: Request) -> str | None:
     """The first given filter the store cannot apply itself (None: the store applies them all)."""
+    filters = request.filters
     for field_name, op, name in filters.given:
+        if field_name == "device_id" and op in ("eq", "in") and request.deleted_devices:
+            return name
         if field_name == "description" or (op in ("neq", "nin") and field_name in ("id", "date_time")):
             return name
         if field_name == "device_id" and op in ("neq", "nin") and filters.device_id.allowed is None:
@@ -93,7 +99,7 @@ def store_queries(request: Request) -> list[EventQuery] | None:
     base = EventQuery(
         tenant=request.tenant,
         projects=request.projects,
-        devices=tuple(sorted(devices)) if devices is not None else (),
+        devices=tuple(sorted(devices)) if devices is not None and not request.deleted_devices else (),
         types=tuple(sorted(types)) if types is not None else (),
         exclude_types=tuple(sorted(f.event_type.excluded)) if types is None else (),
         since=f.date_time.gte,
@@ -164,7 +170,7 @@ async def list_events(store: EventStore, request: Request) -> Listing:
     queries = store_queries(request)
     if queries is None:
         return Listing([], False, 0 if request.total else None)
-    residual = residual_param(request.filters)
+    residual = residual_param(request)
     check = matches(request)
     wanted = request.limit + 1  # one more than a page tells whether there is more
     chunk = SCAN_CHUNK if residual else wanted
@@ -181,11 +187,11 @@ async def list_events(store: EventStore, request: Request) -> Listing:
             elif scanned >= request.max_scan:
                 if found:
                     return Listing(found, True, await _total(store, request) if request.total else None)
-                raise InvalidInput(
-                    f"no match among the first {request.max_scan} events this filter reads; narrow it "
-                    "with date_time, device_id or event_type",
-                    residual,
-                )
+                why = f"no match among the first {request.max_scan} events this filter reads"
+                if request.deleted_devices:
+                    gone = ", ".join(sorted(request.deleted_devices)[:3])
+                    why = f"{gone}: not a registered device (any more), so its events are searched by reading; {why}"
+                raise InvalidInput(f"{why}; narrow it with date_time or event_type", residual)
     finally:
         await stream.aclose()
     total = await _total(store, request) if request.total else None
