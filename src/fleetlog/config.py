@@ -23,6 +23,17 @@ class Config:
     retention_interval_seconds: float = 3600.0
     log_level: str = "info"
     # -- Disruptive Technologies face (add DT settings here) --
+    # Service-account key secrets are derived from this key (HMAC); generated on first start
+    # (and written to <data_dir>/dt-secret-key) if unset. Only hashes of secrets are stored.
+    dt_secret_key: str = ""
+    # Lifetime of the access tokens the /oauth2/token endpoint issues.
+    dt_token_seconds: int = 3600
+    # The `aud` a JWT assertion must carry; empty: the token endpoint URL the request came to.
+    dt_token_audience: str = ""
+    # A stream is closed (clients reconnect) after this long, as the vendor does.
+    dt_stream_max_seconds: float = 3600.0
+    # A sensor is OFFLINE after max(this, 1.5 x its heartbeat interval) without an event.
+    dt_offline_min_seconds: float = 900.0
     # -- Span face and device transports (add Span, MQTT, UDP settings here) --
     # -- Pelion face (add Pelion settings here) --
     # Most events one /v3/device-events request reads for filters the store cannot apply itself
