@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,7 +26,11 @@ from fleetlog.pipeline.ingest import Ingest
 from fleetlog.pipeline.lifecycle import LifecycleEvents
 from fleetlog.pipeline.services import Limits, Services
 from fleetlog.pipeline.workers import deferred_worker, retention_worker
+from fleetlog.ports.bus import Bus
 from fleetlog.ports.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from fleetlog.adapters.storage.postgres import PostgresStorage
 
 log = logging.getLogger("fleetlog")
 ADMIN_TOKEN_FILE = "admin-token"
@@ -33,8 +38,20 @@ ADMIN_TOKEN_FILE = "admin-token"
 
 def build_app(config: Config, clock: Clock | None = None) -> Starlette:
     clock = clock or SystemClock()
-    bus = MemoryBus()
-    storage = SqliteStorage(config.database, synchronous=config.sqlite_synchronous, bus=bus)
+    # The engines: embedded defaults, or PostgreSQL and NATS for several processes (their
+    # client libraries are imported only when chosen).
+    bus: Bus = MemoryBus()
+    if config.bus_url:
+        from fleetlog.adapters.bus.nats import NatsBus
+
+        bus = NatsBus(config.bus_url)
+    storage: SqliteStorage | PostgresStorage
+    if config.storage_url:
+        from fleetlog.adapters.storage.postgres import PostgresStorage
+
+        storage = PostgresStorage(config.storage_url, bus=bus)
+    else:
+        storage = SqliteStorage(config.database, synchronous=config.sqlite_synchronous, bus=bus)
     catalog = builtin_catalog()
     directory = Directory(storage.registry, clock, catalog)
     ingest = Ingest(storage.events, directory, catalog, clock, storage.inbox)
@@ -62,6 +79,9 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for engine in (bus, storage):  # network engines connect here, on the server's loop
+            if hasattr(engine, "open"):
+                await engine.open()
         token = await directory.ensure_operator_key(config.admin_token)
         if token is not None:
             _write_admin_token(config.data_dir / ADMIN_TOKEN_FILE, token)
@@ -81,7 +101,11 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            storage.close()
+            for engine in (storage, bus):  # the store first: its last commits still publish
+                if hasattr(engine, "aclose"):
+                    await engine.aclose()
+                elif hasattr(engine, "close"):
+                    engine.close()
 
     shapes = [(f.prefix, f.render_error) for f in faces if f.prefix and f.render_error]
 

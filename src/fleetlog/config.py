@@ -22,6 +22,13 @@ class Config:
     max_batch_items: int = 10_000
     retention_interval_seconds: float = 3600.0
     log_level: str = "info"
+    # -- Storage and bus engines --
+    # "" = SQLite in data_dir; or postgresql://user@host:5432/db (?search_path=schema) to share
+    # one PostgreSQL database between several fleetlog processes.
+    storage_url: str = ""
+    # "" = in-process bus; or nats://host:4222[/name] (JetStream) so processes sharing the
+    # PostgreSQL database see each other's events live. The path names the installation.
+    bus_url: str = ""
     # -- Disruptive Technologies face (add DT settings here) --
     # Service-account key secrets are derived from this key (HMAC); generated on first start
     # (and written to <data_dir>/dt-secret-key) if unset. Only hashes of secrets are stored.
