@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ FAST = {
 }
 
 
+@contextmanager
 def make_fleet(tmp_path: Path, clock: FakeClock | None = None, **settings: Any) -> Iterator[Fleet]:
     config = Config(data_dir=tmp_path, admin_token=OPERATOR_TOKEN, **{**FAST, **settings})
     with TestClient(build_app(config, clock)) as client:
@@ -32,7 +34,8 @@ def make_fleet(tmp_path: Path, clock: FakeClock | None = None, **settings: Any) 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    yield from make_fleet(tmp_path)
+    with make_fleet(tmp_path) as f:
+        yield f
 
 
 @pytest.fixture
@@ -45,7 +48,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 def timed_fleet(tmp_path: Path, clock: FakeClock) -> Iterator[Fleet]:
     """A fleet whose clock the test moves (maximum age, SYSTEM_DISABLED)."""
-    yield from make_fleet(tmp_path, clock)
+    with make_fleet(tmp_path, clock) as f:
+        yield f
 
 
 @pytest.fixture

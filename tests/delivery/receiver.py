@@ -32,6 +32,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     path: str
+    answered: int = 0  # the status the receiver answered with
 
     @property
     def json(self) -> Any:
@@ -64,8 +65,13 @@ class Receiver:
         with self._lock:
             return list(self._got)
 
-    def delivered_ids(self, key: Callable[[Any], str] = lambda b: b["event"]["eventId"]) -> list[str]:
-        return [key(r.json) for r in self.received]
+    @property
+    def accepted(self) -> list[Received]:
+        """The requests answered 200: the deliveries."""
+        return [r for r in self.received if r.answered == 200]
+
+    def accepted_ids(self, key: Callable[[Any], str] = lambda b: b["event"]["eventId"]) -> list[str]:
+        return [key(r.json) for r in self.accepted]
 
     def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 20.0) -> list[Received]:
         """Wait until `predicate(received)` holds (a liveness bound, not a timing assertion)."""
@@ -90,7 +96,8 @@ class Receiver:
             else:
                 answer = self.plan.pop(0) if self.plan else self.default
         if answer.delay:
-            await asyncio.sleep(answer.delay)
+            await asyncio.sleep(answer.delay)  # cancelled if the client gives up first
+        got.answered = answer.status
         return web.Response(status=answer.status, headers=answer.headers, text=answer.body)
 
     def start(self) -> Receiver:

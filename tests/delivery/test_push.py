@@ -16,19 +16,23 @@ pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthW
 
 def test_dt_push_body_and_signature(fleet: Fleet, receiver: Receiver) -> None:
     dt_connector(
-        fleet, receiver.url, labels=["name", "missing"],
+        fleet,
+        receiver.url,
+        labels=["name", "missing"],
         httpConfig={"url": receiver.url, "signatureSecret": "s3cret", "headers": {"X-Custom": "yes"}},
     )
     stored = fleet.ingest(event("sensor-1", "temperature", data={"value": -18.5}, time="2026-11-22T10:00:00.123456Z"))
     event_id = stored["id"]  # type: ignore[index]
     (got,) = receiver.wait_for(lambda r: len(r) >= 1)
     expected = (
-        '{"event":{"eventId":"%s","targetName":"projects/plant/devices/sensor-1","eventType":"temperature",'
+        '{"event":{"eventId":"'
+        + event_id
+        + '","targetName":"projects/plant/devices/sensor-1","eventType":"temperature",'
         '"data":{"temperature":{"value":-18.5,"samples":[{"value":-18.5,"sampleTime":"2026-11-22T10:00:00.123456Z"}],'
         '"isBackfilled":false,"updateTime":"2026-11-22T10:00:00.123456Z"}},"timestamp":"2026-11-22T10:00:00.123456Z"},'
         '"labels":{"name":"Freezer 3"},'
         '"metadata":{"deviceId":"sensor-1","projectId":"plant","deviceType":"","productNumber":""}}'
-    ) % event_id
+    )
     assert got.body.decode() == expected
     assert got.headers["Content-Type"] == "application/json"
     assert got.headers["X-Custom"] == "yes"
