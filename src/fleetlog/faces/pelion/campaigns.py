@@ -3,11 +3,12 @@
 A campaign targets devices (by ids, or by labels resolved when it starts) with a firmware
 version. Its life: draft -> starting -> active -> completed, or -> stopping -> stopped.
 
-    start       each device is added (SYS_108); a device whose registry attribute
-                `firmware_version` already equals the campaign's is skipped (SYS_110)
+    start       each device is added (SYS_108); a device that already runs the version (its
+                attribute, else its label, `firmware_version`) is skipped (SYS_110)
     result      the device's own update result, reported through any ingest path:
                 UPD2_OK_18 (any UPD*_OK_*) -> SYS_112 reached desired state (and the device's
-                `firmware_version` attribute is set); UPD4_FAIL_* -> SYS_111 failed
+                `firmware_version` attribute is set: a deviceUpdated event); UPD4_FAIL_* ->
+                SYS_111 failed
     add/remove  devices added to or removed from an active campaign (SYS_108 / SYS_109); a
                 device deregistered during a campaign is removed from it (SYS_109)
     stop        each device still pending: SYS_104 "may still update" if it has reported any
@@ -134,6 +135,13 @@ STATE_CODE = {
     State.STOPPED_NOT_UPDATED: "SYS_103",
     State.STOPPED_MAY_UPDATE: "SYS_104",
 }
+
+
+def firmware_of(device: Device) -> str | None:
+    """The firmware a device runs: its `firmware_version` attribute (set by fleetlog when a
+    campaign updated it), else its `firmware_version` label (set by people and tools)."""
+    version = device.attrs.get(FIRMWARE_ATTR) or device.labels.get(FIRMWARE_ATTR)
+    return str(version) if version is not None else None
 
 
 def _device_doc_id(campaign_id: str, device_id: str) -> str:
@@ -324,7 +332,7 @@ class Campaigns:
             events: list[Event] = []
             for device in chunk:
                 events.append(self._event(campaign, device.id, "SYS_108", "added"))
-                if device.attrs.get(FIRMWARE_ATTR) == campaign.firmware_version:
+                if firmware_of(device) == campaign.firmware_version:
                     events.append(self._event(campaign, device.id, "SYS_110", "skipped"))
             results = await self._submit(events)
             records: list[Record] = []
@@ -358,8 +366,8 @@ class Campaigns:
             records = []
             for device_id, code in codes.items():
                 result = results.get((device_id, code))
-                if result is not None:
-                    state = State.STOPPED_MAY_UPDATE if code == "SYS_104" else State.STOPPED_NOT_UPDATED
+                if result is not None:  # (after a crash, the code stored the first time wins)
+                    state = State.STOPPED_MAY_UPDATE if result.type == "SYS_104" else State.STOPPED_NOT_UPDATED
                     records.append(self._record_for(device_id, state, result))
             await self._put_records(campaign, records)
         campaign.phase = Phase.STOPPED
