@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from fleetlog.adapters.bus.memory import MemoryBus
 from fleetlog.adapters.storage.sqlite import SqliteStorage
+from fleetlog.adapters.transports import device_transports
 from fleetlog.config import Config
 from fleetlog.core.catalog import builtin_catalog
 from fleetlog.faces import Face, connectors, dt, native, pelion, span, tenant_ingest
@@ -76,6 +77,8 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
         span.face(services),
         connectors.face(services),
     ]
+    # Device transports (UDP, MQTT) feed the Span face; each is off unless configured.
+    faces.append(Face(name="transports", background=device_transports(config, span.device_sink(services))))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -42,6 +42,22 @@ class Config:
     # A sensor is OFFLINE after max(this, 1.5 x its heartbeat interval) without an event.
     dt_offline_min_seconds: float = 900.0
     # -- Span face and device transports (add Span, MQTT, UDP settings here) --
+    # UDP device transport: port to listen on (0 = off) and address.
+    span_udp_port: int = 0
+    span_udp_host: str = "127.0.0.1"
+    # MQTT device transport: broker URL mqtt://[user:password@]host:port ("" = off).
+    span_mqtt_url: str = ""
+    span_mqtt_client_id: str = "fleetlog-span"
+    span_mqtt_topic_prefix: str = "span"
+    # A device session ends (clientDisconnected) after this long without a message.
+    span_idle_timeout_seconds: float = 300.0
+    # Keep-alive frames on the /from WebSockets when no data flowed for this long.
+    span_keepalive_seconds: float = 30.0
+    # Activity WebSocket queue per client; beyond it events are dropped (and counted).
+    span_activity_queue: int = 256
+    # Largest blob a device may upload, largest firmware image.
+    span_max_blob_bytes: int = 1024 * 1024
+    span_max_image_bytes: int = 8 * 1024 * 1024
     # -- Pelion face (add Pelion settings here) --
     # Most events one /v3/device-events request reads for filters the store cannot apply itself
     # (description, excluded ids/devices/date-times) and for total_count.
