@@ -24,8 +24,10 @@ def ok(response: Any, status: int = 200) -> Any:
 
 
 def create(fleet: Fleet, **body: Any) -> dict[str, Any]:
-    return ok(fleet.client.post(CAMPAIGNS, json={"name": "fw", "firmware_version": "2.0", **body},
-                                headers=fleet.operator), 201)  # fmt: skip
+    return ok(
+        fleet.client.post(CAMPAIGNS, json={"name": "fw", "firmware_version": "2.0", **body}, headers=fleet.operator),
+        201,
+    )
 
 
 def start(fleet: Fleet, campaign_id: str) -> dict[str, Any]:
@@ -40,8 +42,9 @@ def records(fleet: Fleet, campaign_id: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     after = ""
     while True:
-        page = ok(fleet.client.get(f"{CAMPAIGNS}/{campaign_id}/devices?limit=1000&after={after}",
-                                   headers=fleet.operator))  # fmt: skip
+        page = ok(
+            fleet.client.get(f"{CAMPAIGNS}/{campaign_id}/devices?limit=1000&after={after}", headers=fleet.operator)
+        )
         out |= {r["device_id"]: r for r in page["devices"]}
         if not page["has_more"]:
             return out
@@ -65,10 +68,17 @@ def report(fleet: Fleet, events_: list[dict[str, Any]]) -> None:
 
 def tenant_ingest(fleet: Fleet, device: str, code: str, at_ms: int = 1_714_564_800_000) -> None:
     token = fleet.writer["Authorization"].removeprefix("Bearer ")
-    body = {"typeId": code, "description": "update result", "appId": "updater", "severity": 3, "data": {},
-            "timestamp": at_ms}  # fmt: skip
-    response = fleet.client.post(f"/rest/v1/api/tenants/acme/devices/{device}/events", json=body,
-                                 headers={"X-API-Key": token})  # fmt: skip
+    body = {
+        "typeId": code,
+        "description": "update result",
+        "appId": "updater",
+        "severity": 3,
+        "data": {},
+        "timestamp": at_ms,
+    }
+    response = fleet.client.post(
+        f"/rest/v1/api/tenants/acme/devices/{device}/events", json=body, headers={"X-API-Key": token}
+    )
     assert response.status_code == 201, response.text
 
 
@@ -151,8 +161,10 @@ def test_devices_by_label_added_removed_and_deregistered(fleet: Fleet) -> None:
     assert fleet.client.delete("/v1/tenants/acme/devices/sensor-2", headers=fleet.operator).status_code == 204
     outcome = records(fleet, made["id"])
     assert {d: r["state"] for d, r in outcome.items()} == {
-        "sensor-1": "pending", "desk-1": "removed", "sensor-2": "removed"
-    }  # fmt: skip
+        "sensor-1": "pending",
+        "desk-1": "removed",
+        "sensor-2": "removed",
+    }
     assert ("SYS_109", "INFO", "Device removed from campaign.") in log_of(fleet, "desk-1")
     assert [e[0] for e in log_of(fleet, "sensor-2")][-2:] == ["SYS_105", "SYS_109"]
     report(fleet, [{"type": "UPD4_FAIL_41", "device": "sensor-1", "data": {"campaign_id": made["id"]}}])
@@ -162,8 +174,9 @@ def test_devices_by_label_added_removed_and_deregistered(fleet: Fleet) -> None:
 
 def test_refusals(fleet: Fleet) -> None:
     op = fleet.operator
-    error = fleet.client.post(CAMPAIGNS, json={"name": "x", "firmware_version": "1", "device_ids": ["sensor-1", "nope"]},
-                              headers=op).json()["error"]  # fmt: skip
+    error = fleet.client.post(
+        CAMPAIGNS, json={"name": "x", "firmware_version": "1", "device_ids": ["sensor-1", "nope"]}, headers=op
+    ).json()["error"]
     assert error["field"] == "device_ids[1]"
     both = {"name": "x", "firmware_version": "1", "device_ids": ["sensor-1"], "device_labels": {"a": "b"}}
     assert fleet.client.post(CAMPAIGNS, json=both, headers=op).status_code == 400
@@ -186,8 +199,14 @@ def test_refusals(fleet: Fleet) -> None:
 
 def test_the_pelion_dialect_of_campaigns(fleet: Fleet) -> None:
     writer = pelion(fleet.writer)
-    made = ok(fleet.client.post("/v3/update-campaigns/", json={"name": "fw", "firmware_version": "9", "device_ids":
-                                ["desk-1"]}, headers=writer), 201)  # fmt: skip
+    made = ok(
+        fleet.client.post(
+            "/v3/update-campaigns/",
+            json={"name": "fw", "firmware_version": "9", "device_ids": ["desk-1"]},
+            headers=writer,
+        ),
+        201,
+    )
     assert made["object"] == "update-campaign"
     assert ok(fleet.client.post(f"/v3/update-campaigns/{made['id']}/start", headers=writer))["phase"] == "active"
     listing = ok(fleet.client.get("/v3/update-campaigns", headers=pelion(fleet.reader)))
@@ -204,8 +223,14 @@ def test_a_campaign_over_1000_devices_with_a_mix_of_outcomes(fleet: Fleet) -> No
     n = 1000
     for i in range(n):
         labels = {"batch": "b1"} | ({"firmware_version": "3.0"} if i % 10 == 0 else {})
-        ok(fleet.client.post("/v1/tenants/acme/devices", json={"id": f"m-{i:04d}", "project": "plant",
-                                                                "labels": labels}, headers=fleet.operator), 201)  # fmt: skip
+        ok(
+            fleet.client.post(
+                "/v1/tenants/acme/devices",
+                json={"id": f"m-{i:04d}", "project": "plant", "labels": labels},
+                headers=fleet.operator,
+            ),
+            201,
+        )
     made = create(fleet, device_labels={"batch": "b1"}, firmware_version="3.0")
     started = start(fleet, made["id"])
     assert started["devices"] == {**started["devices"], "total": n, "pending": 900, "skipped": 100}
@@ -229,8 +254,10 @@ def test_a_campaign_over_1000_devices_with_a_mix_of_outcomes(fleet: Fleet) -> No
     succeeded = sum(1 for s, _ in expected.values() if s == "succeeded")
     failed = sum(1 for s, _ in expected.values() if s == "failed")
     assert (done["devices"]["succeeded"], done["devices"]["failed"], done["devices"]["skipped"]) == (
-        succeeded, failed, 100
-    )  # fmt: skip
+        succeeded,
+        failed,
+        100,
+    )
     outcome = records(fleet, made["id"])
     assert {d: (r["state"], r["cause"]) for d, r in outcome.items()} == expected
     # Read back in the portal's terms: message type and message, counted by code.
@@ -262,8 +289,11 @@ def test_results_that_arrived_while_no_one_followed_are_applied_after_a_restart(
     app = build_app(config)
     try:
         quiet = TestClient(app)
-        response = quiet.post("/v1/tenants/acme/events", headers=writer, json=[
-            {"type": "UPD2_OK_18", "device": "sensor-1"}, {"type": "UPD4_FAIL_35", "device": "sensor-2"}])  # fmt: skip
+        response = quiet.post(
+            "/v1/tenants/acme/events",
+            headers=writer,
+            json=[{"type": "UPD2_OK_18", "device": "sensor-1"}, {"type": "UPD4_FAIL_35", "device": "sensor-2"}],
+        )
         assert response.status_code == 200, response.text
     finally:
         app.state.storage.close()
