@@ -46,8 +46,9 @@ def as_json(result: Result) -> Any:
 
 
 def test_a_campaign_from_the_command_line(server: ServerProcess) -> None:
-    made = as_json(cli(server, "create", "spring", "--tenant", "acme", "--version", "2.0", "--label", "site=oslo",
-                       "--json"))  # fmt: skip
+    made = as_json(
+        cli(server, "create", "spring", "--tenant", "acme", "--version", "2.0", "--label", "site=oslo", "--json")
+    )
     assert made["phase"] == "draft"
     shown = cli(server, "start", made["id"], "--tenant", "acme")
     assert shown.exit_code == 0 and "active" in shown.output and "pending 2" in shown.output

@@ -16,9 +16,21 @@ BASE_MS = 1_714_564_800_000  # 2024-05-01T12:00:00Z
 DEVICES = ["sensor-1", "sensor-2", "desk-1"]
 TYPES = ["UPD4_FAIL_24", "UPD2_OK_18", "door.opened", "SYS_100"]
 ITEM_KEYS = {
-    "id", "object", "date_time", "created_at", "etag", "device_id", "device_log_id", "event_type",
-    "event_type_category", "event_type_description", "description", "state_change", "changes", "data",
-}  # fmt: skip
+    "id",
+    "object",
+    "date_time",
+    "created_at",
+    "etag",
+    "device_id",
+    "device_log_id",
+    "event_type",
+    "event_type_category",
+    "event_type_description",
+    "description",
+    "state_change",
+    "changes",
+    "data",
+}
 
 
 def seed(fleet: Fleet, n: int = 60) -> None:
@@ -52,8 +64,12 @@ def test_list_envelope_and_item_fields(seeded: Fleet) -> None:
     page = events(seeded, "limit=5")
     assert set(page) == {"object", "data", "has_more", "limit", "after", "order"}
     assert (page["object"], page["has_more"], page["limit"], page["after"], page["order"]) == (
-        "list", True, 5, None, "ASC"
-    )  # fmt: skip
+        "list",
+        True,
+        5,
+        None,
+        "ASC",
+    )
     door = next(i for i in everything(seeded) if i["event_type"] == "door.opened")
     assert set(door) == ITEM_KEYS
     assert door["object"] == "device-event" and len(door["id"]) == 32 and door["device_log_id"] == door["id"]
@@ -231,8 +247,9 @@ def test_an_account_sees_only_its_own_events(seeded: Fleet) -> None:
 
 
 def test_a_project_key_sees_its_project_only(seeded: Fleet) -> None:
-    response = seeded.client.post("/v1/tenants/acme/keys", json={"role": "read", "project": "office"},
-                                  headers=seeded.operator)  # fmt: skip
+    response = seeded.client.post(
+        "/v1/tenants/acme/keys", json={"role": "read", "project": "office"}, headers=seeded.operator
+    )
     office = pelion({"Authorization": f"Bearer {response.json()['token']}"})
     seen = walk(seeded, "limit=1000&include=total_count", office)
     assert seen and {i["device_id"] for i in seen} == {"desk-1"}

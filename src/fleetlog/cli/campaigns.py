@@ -27,8 +27,7 @@ from fleetlog.cli.client import (
     quote,
 )
 
-app = typer.Typer(help="Firmware update campaigns (Pelion's event log codes SYS_103 to SYS_112).",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(help="Firmware update campaigns (Pelion's event log codes SYS_103 to SYS_112).", no_args_is_help=True)
 
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id")]
 CampaignArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id")]
@@ -64,9 +63,12 @@ def _summary(title: str, campaign: dict[str, Any]) -> None:
 
 @app.command("list")
 def list_(
-    tenant: TenantOption, json_: JsonOption = False, url: UrlOption = None, token: TokenOption = None,
+    tenant: TenantOption,
+    json_: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
     data_dir: DataDirOption = None,
-) -> None:  # fmt: skip
+) -> None:
     """List a tenant's campaigns."""
     from rich.table import Table
 
@@ -119,9 +121,13 @@ def create(
 
 @app.command()
 def show(
-    campaign_id: CampaignArg, tenant: TenantOption, json_: JsonOption = False, url: UrlOption = None,
-    token: TokenOption = None, data_dir: DataDirOption = None,
-) -> None:  # fmt: skip
+    campaign_id: CampaignArg,
+    tenant: TenantOption,
+    json_: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
     """Show a campaign: its phase and how many devices are in each state."""
     with connect(url, token, data_dir) as api:
         campaign = api.get(_path(tenant, campaign_id))
@@ -131,8 +137,9 @@ def show(
         _summary(f"Campaign {campaign['name']}", campaign)
 
 
-def _command(action: str, campaign_id: str, tenant: str, json_: bool, url: str | None, token: str | None,
-             data_dir: Any) -> None:  # fmt: skip
+def _command(
+    action: str, campaign_id: str, tenant: str, json_: bool, url: str | None, token: str | None, data_dir: Any
+) -> None:
     with connect(url, token, data_dir) as api:
         campaign = api.post(_path(tenant, campaign_id, action), None)
     if json_:
@@ -143,18 +150,26 @@ def _command(action: str, campaign_id: str, tenant: str, json_: bool, url: str |
 
 @app.command()
 def start(
-    campaign_id: CampaignArg, tenant: TenantOption, json_: JsonOption = False, url: UrlOption = None,
-    token: TokenOption = None, data_dir: DataDirOption = None,
-) -> None:  # fmt: skip
+    campaign_id: CampaignArg,
+    tenant: TenantOption,
+    json_: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
     """Start a draft campaign: its devices are added (SYS_108) or skipped (SYS_110)."""
     _command("start", campaign_id, tenant, json_, url, token, data_dir)
 
 
 @app.command()
 def stop(
-    campaign_id: CampaignArg, tenant: TenantOption, json_: JsonOption = False, url: UrlOption = None,
-    token: TokenOption = None, data_dir: DataDirOption = None,
-) -> None:  # fmt: skip
+    campaign_id: CampaignArg,
+    tenant: TenantOption,
+    json_: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
     """Stop an active campaign: pending devices get SYS_103 or SYS_104."""
     _command("stop", campaign_id, tenant, json_, url, token, data_dir)
 
