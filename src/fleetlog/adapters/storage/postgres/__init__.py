@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from fleetlog.adapters.storage.postgres.appends import AppendBatch, Commit
 from fleetlog.adapters.storage.postgres.database import Database
 from fleetlog.adapters.storage.postgres.documents import PostgresDocuments
-from fleetlog.adapters.storage.postgres.events import AppendBatch, PostgresEventStore
+from fleetlog.adapters.storage.postgres.events import PostgresEventStore
 from fleetlog.adapters.storage.postgres.inbox import PostgresInbox
 from fleetlog.adapters.storage.postgres.registry import PostgresRegistry
-from fleetlog.adapters.storage.postgres.writer import Commit
 from fleetlog.core.event import Event
 from fleetlog.ports.bus import Bus
 

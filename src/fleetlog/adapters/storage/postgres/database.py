@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
+from fleetlog.adapters.storage.postgres.appends import AppendJob, Commit, Conn, SharedSequence
 from fleetlog.adapters.storage.postgres.keys import KeyCache
 from fleetlog.adapters.storage.postgres.schema import migrate
-from fleetlog.adapters.storage.postgres.writer import Commit, Conn, OnCommit, SharedSequence, Writer
+from fleetlog.adapters.storage.postgres.writer import OnCommit, Writer
 
 T = TypeVar("T")
 
@@ -58,11 +59,11 @@ class Database:
     def is_open(self) -> bool:
         return self._pool is not None
 
-    async def write(self, job: Callable[[Conn, Commit], Awaitable[T]], *, buffered: bool = False) -> T:
+    async def write(self, job: Callable[[Conn, Commit], Awaitable[T]] | AppendJob) -> T:
         """Run a job in the writer's group-committed transaction; returns once committed."""
         if self._pool is None:
             await self.open()
-        return await self.writer.run(job, buffered=buffered)
+        return await self.writer.run(job)
 
     async def read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         if self._pool is None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 
+from fleetlog.adapters.storage.postgres.appends import Commit, Conn
 from fleetlog.adapters.storage.postgres.database import Database
-from fleetlog.adapters.storage.postgres.writer import Commit, Conn
 
 _enc = msgspec.json.Encoder()
 

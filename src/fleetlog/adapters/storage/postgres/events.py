@@ -1,36 +1,21 @@
-"""The PostgreSQL event store: group-committed appends (one COPY per commit), keyset queries
-over three indexes, the same plan as the SQLite store."""
+"""The PostgreSQL event store: group-committed appends (see `appends`), keyset queries over
+three indexes with the same plan as the SQLite store."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from fleetlog.adapters.storage.postgres.appends import AppendBatch, AppendJob, Conn, row_event
 from fleetlog.adapters.storage.postgres.database import Database
-from fleetlog.adapters.storage.postgres.writer import Commit, Conn
-from fleetlog.core.event import Event, pack, same_content, unpack
+from fleetlog.core.event import Event
 from fleetlog.core.query import Cursor, EventQuery, Order, Page, Position
-from fleetlog.ports.store import AppendResult, AppendStatus, Dedupe
+from fleetlog.ports.store import AppendResult, Dedupe
 
 # Up to this many index ranges are read side by side (UNION ALL, each already in order and
 # limited); beyond it one range is read with the rest as a filter.
 MAX_BRANCHES = 64
-_MASK64 = (1 << 64) - 1
-
-
-def _event(row: Any) -> Event:
-    event = unpack(row["doc"])
-    event.id = f"{row['seq']:016x}{row['tail'] & _MASK64:016x}"
-    return event
-
-
-class AppendBatch(list[AppendResult]):
-    """The result of one append job: the commit hook publishes its new events."""
-
-    def created(self) -> list[Event]:
-        return [r.event for r in self if r.status is AppendStatus.CREATED]
 
 
 class PostgresEventStore:
@@ -41,93 +26,8 @@ class PostgresEventStore:
     # -- writing -------------------------------------------------------------------------
 
     async def append(self, events: Sequence[Event], dedupe: Dedupe = Dedupe.KEY) -> list[AppendResult]:
-        return await self._db.write(lambda conn, commit: self._append(conn, commit, events, dedupe), buffered=True)
-
-    async def _append(self, conn: Conn, commit: Commit, events: Sequence[Event], dedupe: Dedupe) -> AppendBatch:
-        """Reads only: the rows wait in `commit` until its flush. Nothing of this job reaches
-        `commit` unless all of it succeeds."""
-        keys = self._keys
-        resolved: list[tuple[int, int, int | None]] = []
-        for event in events:
-            tenant_pk = await keys.tenant(conn, event.tenant)
-            project_pk = await keys.project(conn, tenant_pk, event.project)
-            device_pk = await keys.device(conn, tenant_pk, event.device) if event.device else None
-            resolved.append((tenant_pk, project_pk, device_pk))
-        stored_idem = await _by_idem(
-            conn,
-            {(t, e.idempotency_key) for e, (t, _, _) in zip(events, resolved, strict=True) if e.idempotency_key}
-            - commit.idem.keys(),
-        )
-        stored_natural: dict[tuple[int, int, str], list[Event]] = {}
-        if dedupe is Dedupe.NATURAL:
-            stored_natural = await _by_natural(
-                conn, {(d, e.time, e.type) for e, (_, _, d) in zip(events, resolved, strict=True) if d is not None}
-            )
-
-        results = AppendBatch()
-        rows: list[tuple[Any, ...]] = []
-        state: dict[tuple[int, str], tuple[int, int]] = {}
-        batch_idem: dict[tuple[int, str], Event] = {}
-        batch_natural: dict[tuple[int, int, str], list[Event]] = {}
-        for event, (tenant_pk, project_pk, device_pk) in zip(events, resolved, strict=True):
-            idem = event.idempotency_key
-            if idem is not None:
-                ikey = (tenant_pk, idem)
-                earlier = batch_idem.get(ikey) or commit.idem.get(ikey) or stored_idem.get(ikey)
-                if earlier is not None:
-                    results.append(AppendResult(AppendStatus.DUPLICATE, earlier))
-                    continue
-            if dedupe is Dedupe.NATURAL and device_pk is not None:
-                natural = (device_pk, event.time, event.type)
-                twin = (
-                    _twin(event, batch_natural.get(natural, ()))
-                    or _twin(event, commit.natural.get(natural, ()))
-                    or _twin(event, stored_natural.get(natural, ()))
-                )
-                if twin is not None:
-                    results.append(AppendResult(AppendStatus.CONFLICT, twin))
-                    continue
-                batch_natural.setdefault(natural, []).append(event)
-            seq = commit.seqs.next(event.received // 1000)
-            tail = int.from_bytes(os.urandom(8), "big", signed=True)
-            event.id = ""
-            doc = pack(event)
-            event.id = f"{seq:016x}{tail & _MASK64:016x}"
-            rows.append(
-                (
-                    seq,
-                    tail,
-                    tenant_pk,
-                    project_pk,
-                    device_pk,
-                    event.type,
-                    event.time,
-                    event.outcome.value,
-                    event.severity,
-                    event.state_change,
-                    idem,
-                    doc,
-                )
-            )
-            if idem is not None:
-                batch_idem[(tenant_pk, idem)] = event
-            if device_pk is not None:
-                skey = (device_pk, event.type)
-                prev = state.get(skey)
-                if prev is None or (event.time, seq) > prev:
-                    state[skey] = (event.time, seq)
-            results.append(AppendResult(AppendStatus.CREATED, event))
-
-        # The whole job succeeded: hand its rows to the commit.
-        commit.rows += rows
-        commit.idem.update(batch_idem)
-        for natural, twins in batch_natural.items():
-            commit.natural.setdefault(natural, []).extend(twins)
-        for skey, value in state.items():
-            prev = commit.state.get(skey)
-            if prev is None or value > prev:
-                commit.state[skey] = value
-        return results
+        batch: AppendBatch = await self._db.write(AppendJob(events, dedupe, self._keys))
+        return batch
 
     async def purge(self, tenant: str, before: int, batch: int = 5000) -> int:
         """Deletes in short transactions so ingest waits at most one batch."""
@@ -175,7 +75,7 @@ class PostgresEventStore:
                 tenant,
             )
         )
-        return _event(row) if row else None
+        return row_event(row) if row else None
 
     async def query(self, query: EventQuery) -> Page:
         return await self._db.read(lambda conn: self._query(conn, query))
@@ -191,7 +91,7 @@ class PostgresEventStore:
         backward = q.cursor is not None and q.cursor.backward
         if backward:
             rows.reverse()
-        events = [_event(r) for r in rows]
+        events = [row_event(r) for r in rows]
         if not rows:
             return Page(events, False, None, None)
         first = Position(rows[0]["time"], rows[0]["seq"])
@@ -223,7 +123,7 @@ class PostgresEventStore:
                 tenant,
                 device,
             )
-            return {ev.type: ev for ev in map(_event, rows)}
+            return {ev.type: ev for ev in map(row_event, rows)}
 
         return await self._db.read(read)
 
@@ -240,7 +140,7 @@ class PostgresEventStore:
                 limit,
             )
         )
-        return [_event(r) for r in rows]
+        return [row_event(r) for r in rows]
 
     async def count(self, tenant: str | None = None) -> int:
         if tenant is None:
@@ -254,43 +154,8 @@ class PostgresEventStore:
         return int(n)
 
 
-def _twin(event: Event, candidates: Sequence[Event]) -> Event | None:
-    return next((c for c in candidates if same_content(c, event)), None)
-
-
 async def _column(conn: Conn, sql: str, *args: Any) -> list[Any]:
     return [r[0] for r in await conn.fetch(sql, *args)]
-
-
-async def _by_idem(conn: Conn, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Event]:
-    if not wanted:
-        return {}
-    tenants, idems = zip(*wanted, strict=True)
-    rows = await conn.fetch(
-        "SELECT e.tenant, e.idem, e.seq, e.tail, e.doc FROM events e "
-        "JOIN unnest($1::int[], $2::text[]) AS w(tenant, idem) ON e.tenant = w.tenant AND e.idem = w.idem",
-        tenants,
-        idems,
-    )
-    return {(r["tenant"], r["idem"]): _event(r) for r in rows}
-
-
-async def _by_natural(conn: Conn, wanted: set[tuple[int, int, str]]) -> dict[tuple[int, int, str], list[Event]]:
-    if not wanted:
-        return {}
-    devices, times, types = zip(*wanted, strict=True)
-    rows = await conn.fetch(
-        "SELECT e.device, e.time, e.type, e.seq, e.tail, e.doc FROM events e "
-        "JOIN unnest($1::int[], $2::bigint[], $3::text[]) AS w(device, time, type) "
-        "ON e.device = w.device AND e.time = w.time AND e.type = w.type",
-        devices,
-        times,
-        types,
-    )
-    found: dict[tuple[int, int, str], list[Event]] = {}
-    for r in rows:
-        found.setdefault((r["device"], r["time"], r["type"]), []).append(_event(r))
-    return found
 
 
 class _Params:

@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from fleetlog.adapters.storage.postgres.appends import Commit, Conn
 from fleetlog.adapters.storage.postgres.database import Database
-from fleetlog.adapters.storage.postgres.writer import Commit, Conn
 
 
 class PostgresInbox:

@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from fleetlog.adapters.storage.postgres.appends import Commit, Conn
 from fleetlog.adapters.storage.postgres.database import Database
-from fleetlog.adapters.storage.postgres.writer import Commit, Conn
 from fleetlog.core.catalog import EventType
 from fleetlog.core.errors import Conflict, NotFound
 from fleetlog.core.registry import ApiKey, Device, Project, Tenant

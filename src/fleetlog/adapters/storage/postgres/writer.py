@@ -1,14 +1,14 @@
 """One writer task with group commit, on one PostgreSQL connection.
 
-Every write is a job: a coroutine function of (connection, commit). The task takes all the
-jobs waiting (up to a limit) and runs them in one transaction, then commits once and only
-then answers the callers: many callers share one commit.
+Every write is a job: an `AppendJob`, or a coroutine function of (connection, commit). The
+task takes all the jobs waiting (up to a limit) and runs them in one transaction, then
+commits once and only then answers the callers: many callers share one commit.
 
-Appends are *buffered* jobs: they only read (dedupe lookups) and leave their rows in the
-shared `Commit`, which writes them all with one COPY before the next other job and before
-COMMIT. Other jobs run inside their own savepoint, so a failing job undoes only itself. If
-the transaction as a whole fails, each job is retried in a transaction of its own, so one
-bad job cannot fail its neighbours.
+Consecutive appends run together (see `appends`): they only read while deciding, and their
+rows wait in the shared `Commit`, written with one COPY before the next other job and before
+COMMIT. Other jobs run inside their own savepoint, so a failing job undoes only itself. If the
+transaction as a whole fails, each job is retried in a transaction of its own, so one bad job
+cannot fail its neighbours.
 
 Event sequence numbers stay unique and in commit order across several fleetlog processes on
 one database: each transaction first locks the one row of `event_seq` (the installation's
@@ -23,65 +23,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from fleetlog.core.event import Event
-from fleetlog.core.ids import SequenceClock
+from fleetlog.adapters.storage.postgres.appends import AppendJob, Commit, Conn, SharedSequence, run_appends
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Conn = Any  # asyncpg.Connection (asyncpg ships no type information)
-EVENT_COLUMNS = (
-    "seq",
-    "tail",
-    "tenant",
-    "project",
-    "device",
-    "type",
-    "time",
-    "outcome",
-    "severity",
-    "state_change",
-    "idem",
-    "doc",
-)
-
-
-class SharedSequence(SequenceClock):
-    """The sequence clock of one process, raised to what other processes committed."""
-
-    def at_least(self, high: int) -> None:
-        self._last = max(self._last, high)
-
-
-class Commit:
-    """What the jobs of one transaction share: the sequence high-water mark and the rows the
-    buffered appends are waiting to write."""
-
-    def __init__(self, prev_high: int, seqs: SharedSequence) -> None:
-        self.prev_high = prev_high  # the highest seq committed before this transaction
-        self.seqs = seqs
-        self.rows: list[tuple[Any, ...]] = []
-        self.state: dict[tuple[int, str], tuple[int, int]] = {}  # (device, type) -> (time, seq)
-        self.idem: dict[tuple[int, str], Event] = {}
-        self.natural: dict[tuple[int, int, str], list[Event]] = {}
-        self.high = prev_high
-
-    async def flush(self, conn: Conn) -> None:
-        if self.rows:
-            await conn.copy_records_to_table("events", records=self.rows, columns=EVENT_COLUMNS)
-            self.high = max(self.high, max(r[0] for r in self.rows))
-            self.rows = []
-        if self.state:
-            devices, types, times, seqs = zip(*((d, t, tm, s) for (d, t), (tm, s) in self.state.items()), strict=True)
-            await conn.execute(
-                "INSERT INTO device_state SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::bigint[]) "
-                "ON CONFLICT (device, type) DO UPDATE SET time = excluded.time, seq = excluded.seq "
-                "WHERE (excluded.time, excluded.seq) > (device_state.time, device_state.seq)",
-                devices,
-                types,
-                times,
-                seqs,
-            )
-            self.state = {}
 
 
 Job = Callable[[Conn, Commit], Awaitable[Any]]
@@ -89,11 +34,10 @@ OnCommit = Callable[[Commit, list[Any]], None]
 
 
 class _Item:
-    __slots__ = ("buffered", "future", "job")
+    __slots__ = ("future", "job")
 
-    def __init__(self, job: Job, buffered: bool, future: asyncio.Future[Any]) -> None:
+    def __init__(self, job: Job | AppendJob, future: asyncio.Future[Any]) -> None:
         self.job = job
-        self.buffered = buffered
         self.future = future
 
 
@@ -125,12 +69,12 @@ class Writer:
         self._conn = conn
         self._task = asyncio.get_running_loop().create_task(self._run(), name="fleetlog-postgres-writer")
 
-    async def run(self, job: Callable[[Conn, Commit], Awaitable[T]], *, buffered: bool = False) -> T:
+    async def run(self, job: Callable[[Conn, Commit], Awaitable[T]] | AppendJob) -> T:
         """Run `job` in the writer's transaction; return its result once committed."""
         if self._task is None or self._task.done():
             raise RuntimeError("the PostgreSQL writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(job, buffered, future))
+        self._queue.put_nowait(_Item(job, future))
         return await future
 
     async def stop(self) -> None:
@@ -203,19 +147,23 @@ class Writer:
             high = await conn.fetchval("SELECT last FROM event_seq FOR UPDATE")
             self._seqs.at_least(high)  # another process may have written since: number above it
             commit = Commit(high, self._seqs)
-            for item in batch:
-                if item.buffered:
-                    try:
-                        outcomes.append((await item.job(conn, commit), None))
-                    except Exception as exc:  # nothing written yet: only this job fails
-                        outcomes.append((None, exc))
+            i = 0
+            while i < len(batch):
+                job = batch[i].job
+                if isinstance(job, AppendJob):  # with the appends that follow it
+                    appends: list[AppendJob] = []
+                    while i < len(batch) and isinstance(batch[i].job, AppendJob):
+                        appends.append(batch[i].job)  # type: ignore[arg-type]
+                        i += 1
+                    outcomes += await run_appends(conn, commit, appends)
                     continue
                 await commit.flush(conn)
                 try:
                     async with conn.transaction():  # a savepoint: a failing job undoes only itself
-                        outcomes.append((await item.job(conn, commit), None))
+                        outcomes.append((await job(conn, commit), None))
                 except Exception as exc:
                     outcomes.append((None, exc))
+                i += 1
             await commit.flush(conn)
             if commit.high > high:
                 await conn.execute("UPDATE event_seq SET last = $1", commit.high)
