@@ -78,6 +78,7 @@ class GatewayHub:
     def __init__(self, rt: SpanRuntime) -> None:
         self.rt = rt
         self.links: dict[tuple[str, str], GatewayLink] = {}
+        self._closing: set[asyncio.Future[None]] = set()
 
     def online(self, tenant: str, gateway: str) -> bool:
         return (tenant, gateway) in self.links
@@ -224,10 +225,18 @@ class GatewayHub:
             writer.cancel()
             if self.links.get(key) is link:
                 del self.links[key]
-            with contextlib.suppress(Exception):
-                if code not in CLEAN_CLOSE:
-                    await self.event(link, "gatewayCommError", {"error": f"connection lost (close code {code})"})
-                await self.event(link, "gatewayDisconnected")
+            # A task of its own: logged even when this handler is being cancelled.
+            goodbye = asyncio.ensure_future(self._goodbye(link, code))
+            self._closing.add(goodbye)
+            goodbye.add_done_callback(self._closing.discard)
+
+    async def _goodbye(self, link: GatewayLink, code: int) -> None:
+        try:
+            if code not in CLEAN_CLOSE:
+                await self.event(link, "gatewayCommError", {"error": f"connection lost (close code {code})"})
+            await self.event(link, "gatewayDisconnected")
+        except Exception:
+            log.exception("could not log the end of gateway %s's connection", link.gateway)
 
     async def _deliver_all(self, link: GatewayLink) -> None:
         after: str | None = None

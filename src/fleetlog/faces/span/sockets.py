@@ -108,6 +108,8 @@ async def run_until_closed(ws: WebSocket, *work: Coroutine[Any, Any, None]) -> N
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # asyncio.wait, not gather: if this handler is itself being cancelled, the error that
+        # propagates must be its own (the server's), not a child's.
+        await asyncio.wait(tasks)
     with contextlib.suppress(Exception):
         await ws.close()
