@@ -30,6 +30,8 @@ class ChainedBus(Protocol):
 
 class PostgresStorage:
     def __init__(self, dsn: str, *, bus: Bus | None = None, readers: int = 4) -> None:
+        if not dsn.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"storage URL {dsn.split('@')[-1]!r}: expected postgresql://[user@]host[:port]/database")
         self._bus = bus
         self._db = Database(dsn, readers=readers, on_commit=self._published if bus else None)
         self.events = PostgresEventStore(self._db)

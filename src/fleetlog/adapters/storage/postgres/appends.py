@@ -39,6 +39,15 @@ class SharedSequence(SequenceClock):
     def at_least(self, high: int) -> None:
         self._last = max(self._last, high)
 
+    @property
+    def last(self) -> int:
+        return self._last
+
+    def rewind(self, last: int) -> None:
+        """Forget the numbers of a transaction that did not commit (one bad value must not
+        push every later number out of range)."""
+        self._last = last
+
 
 class Commit:
     """What the jobs of one transaction share: the sequence high-water mark and the rows the

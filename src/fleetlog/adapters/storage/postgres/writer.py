@@ -142,6 +142,14 @@ class Writer:
 
     async def _transaction(self, batch: list[_Item]) -> tuple[Commit, list[tuple[Any, BaseException | None]]]:
         conn = await self._connection()
+        mark = self._seqs.last
+        try:
+            return await self._jobs(conn, batch)
+        except BaseException:
+            self._seqs.rewind(mark)
+            raise
+
+    async def _jobs(self, conn: Conn, batch: list[_Item]) -> tuple[Commit, list[tuple[Any, BaseException | None]]]:
         outcomes: list[tuple[Any, BaseException | None]] = []
         async with conn.transaction():
             high = await conn.fetchval("SELECT last FROM event_seq FOR UPDATE")
