@@ -289,3 +289,15 @@ async def test_starting_processes_migrate_once(installation: Installation) -> No
         await conn.close()
     with pytest.raises(ValueError, match="postgresql://"):
         PostgresStorage("mysql://127.0.0.1/x")
+
+
+async def test_the_inbox_gives_a_payload_to_one_process_and_frees_a_dead_ones(two_processes: Any) -> None:
+    store_one, _, store_two, _ = two_processes
+    await store_one.inbox.put([b"a", b"b", b"c"])
+    assert [p for _, p in await store_one.inbox.take(2)] == [b"a", b"b"]
+    assert [p for _, p in await store_two.inbox.take(10)] == [b"c"]  # not what the first holds
+    store_one.inbox.close()  # the first process dies: its locks go with its connection
+    taken = await store_two.inbox.take(10)
+    assert [p for _, p in taken] == [b"a", b"b", b"c"]
+    await store_two.inbox.done([pk for pk, _ in taken])
+    assert await store_two.inbox.take(10) == []
