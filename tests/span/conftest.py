@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,16 @@ class Span:
     def close(self) -> None:
         for s in self._udp.values():
             s.close()
+
+
+def wait_udp(span: Span) -> None:
+    """Until the UDP transport (a background task of the app) listens."""
+    for _ in range(500):
+        transports = span.ok(span.client.get("/span/transports", headers=span.admin))["transports"]
+        if any(t["name"] == "udp" and t["state"] == "listening" for t in transports):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the UDP transport did not start")
 
 
 def frames_until(ws: WebSocketTestSession, done: Any, limit: int = 500) -> list[dict[str, Any]]:
