@@ -81,16 +81,13 @@ class DeliveryEngine:
         self._heads = HeadTracker(self._bus)
         self._running = True
         try:
-            after: str | None = None
             while True:
-                docs = await self._documents.list(None, CONNECTOR_KIND, after=after, limit=500)
-                for _, _, doc in docs:
-                    connector = msgspec.convert(doc, Connector)
-                    async with self._lock(_key(connector)):
-                        await self._apply(connector)
-                if len(docs) < 500:
+                try:
+                    await self._start_all()
                     break
-                after = docs[-1][1]
+                except Exception:  # the store is not there yet: try again
+                    log.exception("starting the delivery workers failed; retrying")
+                    await asyncio.sleep(1.0)
             await asyncio.Event().wait()
         finally:
             self._running = False
@@ -100,6 +97,19 @@ class DeliveryEngine:
             await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
             await self._sender.close()
             self._heads.close()
+
+    async def _start_all(self) -> None:
+        after: str | None = None
+        while True:
+            docs = await self._documents.list(None, CONNECTOR_KIND, after=after, limit=500)
+            for _, _, doc in docs:
+                connector = msgspec.convert(doc, Connector)
+                async with self._lock(_key(connector)):
+                    if _key(connector) not in self._workers:
+                        await self._apply(connector)
+            if len(docs) < 500:
+                return
+            after = docs[-1][1]
 
     def _deps(self) -> Deps:
         assert self._heads is not None

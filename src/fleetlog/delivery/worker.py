@@ -31,7 +31,7 @@ from fleetlog.delivery.feed import HeadTracker, LogFeed, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.model import STATE_KIND, Connector, DeliveryState, Flavour
 from fleetlog.delivery.retry import RetryPolicy
-from fleetlog.delivery.sender import Sender
+from fleetlog.delivery.sender import Attempt, Sender
 from fleetlog.delivery.signing import sign
 from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.bus import Bus
@@ -154,7 +154,12 @@ class Worker:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            events = await self._feed.next(free, self._deps.settings.checkpoint_seconds)
+            try:
+                events = await self._feed.next(free, self._deps.settings.checkpoint_seconds)
+            except Exception:  # the store failed: the feed has not moved, so try again
+                log.exception("reading the log for connector %s failed", self.connector.id)
+                await asyncio.sleep(1.0)
+                continue
             for event in events:
                 if self.connector.filter.needs_device:
                     device = await self._device(event)
@@ -207,7 +212,11 @@ class Worker:
                 return
             if body is None:
                 body = await self._body(event)
-            response = await deps.sender.post(self.connector.url, body, self._headers(event, body, now))
+            try:
+                response = await deps.sender.post(self.connector.url, body, self._headers(event, body, now))
+            except Exception as exc:  # a bug must not stop the lane: count it, retry
+                log.exception("pushing event %s of connector %s failed", event.id, self.connector.id)
+                response = Attempt(0, 0.0, error=f"{type(exc).__name__}: {exc}")
             tries += 1
             now = deps.clock.now_us()
             self.metrics.record(now, response, event.id, tries)
@@ -232,13 +241,19 @@ class Worker:
         return event.received
 
     async def _device(self, event: Event) -> Device | None:
+        """The event's device now (None if removed). A failing registry is waited for: a
+        label filter or a push body must not be decided on a guess."""
         name = event.device or event.gateway
         if name is None:
             return None
-        try:
-            return await self._deps.directory.device(event.tenant, name)
-        except NotFound:
-            return None
+        while True:
+            try:
+                return await self._deps.directory.device(event.tenant, name)
+            except NotFound:
+                return None
+            except Exception:
+                log.exception("looking up device %s for connector %s failed", name, self.connector.id)
+                await asyncio.sleep(1.0)
 
     async def _body(self, event: Event) -> bytes:
         if self.connector.flavour is Flavour.DT:

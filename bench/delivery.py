@@ -1,0 +1,342 @@
+"""Delivery benchmarks (docs/benchmarks.md, "Delivery"): signed pushes per second to a local
+receiver, server memory with a dead endpoint and a large backlog, ingest speed with 10 active
+connectors.
+
+    uv run python -m bench.delivery                    # everything (1M backlog: a few minutes)
+    uv run python -m bench.delivery --only pushes      # some of: pushes, backlog, ingest
+    uv run python -m bench.delivery --backlog 100000   # a smaller backlog
+
+fleetlog runs exactly as `fleetlog serve` (one uvicorn worker) in a child process; the receiver
+is an aiohttp server in another child process; the load comes from this process. Everything on
+127.0.0.1. Results: a table on stdout and JSON in bench/results/delivery-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HOST = "127.0.0.1"
+TOKEN = "fl_operator_bench-delivery-token-0123456789abcdef"
+OP = {"Authorization": f"Bearer {TOKEN}"}
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+DEVICES = 100
+
+# A receiver in its own process: 200 to every POST (or never an answer, when "hang"), counts them.
+RECEIVER = r"""
+import asyncio, sys
+from aiohttp import web
+count = 0
+hang = sys.argv[2] == "hang"
+async def push(request):
+    global count
+    await request.read()
+    count += 1
+    if hang:
+        await asyncio.sleep(3600)
+    return web.Response(text="ok")
+async def counted(request):
+    return web.Response(text=str(count))
+app = web.Application()
+app.router.add_post("/hook", push)
+app.router.add_get("/count", counted)
+try:
+    import uvloop
+    uvloop.install()
+except ImportError:
+    pass
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"child exited with {proc.returncode}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def child(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_listening(port, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def fleetlog(env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-delivery-") as data,
+        child(
+            [
+                sys.executable,
+                "-m",
+                "fleetlog",
+                "serve",
+                "--data-dir",
+                data,
+                "--port",
+                str(port),
+                "--log-level",
+                "error",
+            ],
+            port,
+            {"FLEETLOG_ADMIN_TOKEN": TOKEN, **(env or {})},
+        ) as proc,
+    ):
+        url = f"http://{HOST}:{port}"
+        for path, body in [("/v1/tenants", {"id": "acme"}), ("/v1/tenants/acme/projects", {"id": "plant"})]:
+            httpx.post(url + path, json=body, headers=OP).raise_for_status()
+        for i in range(DEVICES):
+            body = {"id": f"dev-{i}", "project": "plant", "labels": {"name": f"Device {i}"}}
+            httpx.post(url + "/v1/tenants/acme/devices", json=body, headers=OP).raise_for_status()
+        yield url, proc
+
+
+@contextmanager
+def receiver(mode: str = "ok") -> Iterator[tuple[str, str]]:
+    port = free_port()
+    with child([sys.executable, "-c", RECEIVER, str(port), mode], port):
+        yield f"http://{HOST}:{port}/hook", f"http://{HOST}:{port}/count"
+
+
+def connector(url: str, target: str, events: list[str] | None = None) -> None:
+    body = {
+        "displayName": "bench",
+        "events": events or [],
+        "labels": ["name"],
+        "httpConfig": {"url": target, "signatureSecret": "bench-secret-of-thirty-two-bytes!"},
+    }
+    httpx.post(f"{url}/v2/projects/plant/dataconnectors", json=body, headers=OP).raise_for_status()
+
+
+def batch(n: int, offset: int, type_: str = "touch") -> list[dict[str, Any]]:
+    return [{"type": type_, "device": f"dev-{(offset + i) % DEVICES}"} for i in range(n)]
+
+
+async def ingest(url: str, total: int, size: int = 1000, clients: int = 2, type_: str = "touch") -> float:
+    """Post `total` events in batches from `clients` concurrent clients; events/s."""
+    per_client = total // clients
+
+    async def run(n: int) -> None:
+        async with httpx.AsyncClient(base_url=url, headers=OP, timeout=120) as c:
+            for start in range(0, per_client, size):
+                r = await c.post("/v1/tenants/acme/events", json=batch(min(size, per_client - start), start, type_))
+                r.raise_for_status()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(n) for n in range(clients)))
+    return clients * per_client / (time.perf_counter() - started)
+
+
+def count(counter: str) -> int:
+    return int(httpx.get(counter, timeout=10).text)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# -- the three measurements --------------------------------------------------------------------
+
+
+def pushes(total: int, lanes: int) -> dict[str, Any]:
+    """Signed pushes/s of one data connector to a local receiver, draining a backlog."""
+    with fleetlog({"FLEETLOG_DELIVERY_LANES": str(lanes)}) as (url, proc), receiver() as (target, counter):
+        connector(url, target)
+        asyncio.run(ingest(url, total))
+        started, first = time.perf_counter(), count(counter)
+        cpu0 = cpu_seconds(proc.pid)
+        while (done := count(counter)) < total:
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        return {
+            "lanes": lanes,
+            "events": total,
+            "pushed_while_ingesting": first,
+            "pushes_per_s": round((done - first) / seconds),
+            "server_cpu_per_push_us": round((cpu_seconds(proc.pid) - cpu0) / max(1, done - first) * 1e6, 1),
+        }
+
+
+def backlog(total: int) -> dict[str, Any]:
+    """Server memory while a dead endpoint's connector has a backlog of `total` events."""
+    out: dict[str, Any] = {"events": total}
+    for label, dead in (("no connector", False), ("dead endpoint", True)):
+        with fleetlog() as (url, proc), receiver("hang") as (target, counter):
+            if dead:
+                connector(url, target)
+            before = rss_mb(proc.pid)
+            peak = before
+            done = 0
+            started = time.perf_counter()
+            while done < total:
+                n = min(100_000, total - done)
+                asyncio.run(ingest(url, n))
+                done += n
+                peak = max(peak, rss_mb(proc.pid))
+            rate = total / (time.perf_counter() - started)
+            time.sleep(3)
+            out[label] = {
+                "rss_before_mb": round(before, 1),
+                "rss_peak_mb": round(peak, 1),
+                "rss_after_mb": round(rss_mb(proc.pid), 1),
+                "ingest_events_per_s": round(rate),
+                "pushes_started": count(counter),
+            }
+    return out
+
+
+def ingest_with_connectors(total: int, repeats: int) -> dict[str, Any]:
+    """Batch ingest speed (the median of `repeats` runs) with no connector, with 10 connectors
+    following the log (their filter matches nothing that comes: they read and skip), and with
+    10 connectors on dead endpoints (backlogs)."""
+    out: dict[str, Any] = {"events": total, "repeats": repeats}
+    setups = ("no connector", "10 following", "10 dead endpoints")
+    rates: dict[str, list[float]] = {label: [] for label in setups}
+    for _ in range(repeats):
+        for label in setups:  # interleaved, so drift on a shared machine hits each setup alike
+            with fleetlog() as (url, _proc), receiver("hang" if "dead" in label else "ok") as (target, _):
+                for _ in range(10 if label != "no connector" else 0):
+                    connector(url, target, events=["co2"] if label == "10 following" else None)
+                asyncio.run(ingest(url, 20_000))  # warm up (and, when dead, build backlogs)
+                rates[label].append(asyncio.run(ingest(url, total)))
+                log(f"  {label}: {rates[label][-1]:,.0f} events/s")
+    for label in setups:
+        out[label] = {
+            "ingest_events_per_s": round(statistics.median(rates[label])),
+            "runs": [round(r) for r in rates[label]],
+        }
+    return out
+
+
+async def paced(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Single-event POSTs at a fixed rate; latency percentiles (ms) and the rate achieved."""
+    latencies: list[float] = []
+    interval = 1 / rate
+    async with httpx.AsyncClient(base_url=url, headers=OP, timeout=30, limits=httpx.Limits(max_connections=64)) as c:
+
+        async def one(i: int) -> None:
+            started = time.perf_counter()
+            r = await c.post("/v1/tenants/acme/events", json={"type": "touch", "device": f"dev-{i % DEVICES}"})
+            r.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+        tasks = []
+        begin = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = begin + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        took = time.perf_counter() - begin
+    latencies.sort()
+    return {
+        "events_per_s": round(len(latencies) / took),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1e3, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1e3, 2),
+    }
+
+
+def ingest_while_pushing(rate: float, seconds: float) -> dict[str, Any]:
+    """Single-event ingest latency at a fixed rate, without connectors and with 10 connectors
+    each pushing every event (10 x rate signed pushes/s)."""
+    out: dict[str, Any] = {"rate": rate, "seconds": seconds}
+    for label, n in (("no connector", 0), ("10 pushing everything", 10)):
+        with fleetlog() as (url, _proc), receiver() as (target, counter):
+            for _ in range(n):
+                connector(url, target)
+            asyncio.run(paced(url, rate, 3))  # warm up
+            before = count(counter)
+            out[label] = asyncio.run(paced(url, rate, seconds))
+            time.sleep(2)
+            out[label]["pushes_per_s"] = round((count(counter) - before) / (seconds + 2))
+            log(f"  {label}: {out[label]}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=["pushes", "backlog", "ingest"])
+    parser.add_argument("--pushes", type=int, default=100_000, help="events pushed in the throughput run")
+    parser.add_argument("--backlog", type=int, default=1_000_000, help="events behind the dead endpoint")
+    parser.add_argument("--ingest", type=int, default=200_000, help="events per batch ingest run")
+    parser.add_argument("--repeats", type=int, default=3, help="batch ingest runs per setup")
+    parser.add_argument("--rate", type=float, default=250.0, help="single-event ingest rate while pushing")
+    args = parser.parse_args()
+    only = set(args.only or ["pushes", "backlog", "ingest"])
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cores": os.cpu_count()}
+    if "pushes" in only:
+        results["pushes"] = []
+        for lanes in (16, 64):
+            log(f"pushes: {args.pushes:,} events, {lanes} lanes ...")
+            results["pushes"].append(pushes(args.pushes, lanes))
+            log(f"  {results['pushes'][-1]}")
+    if "backlog" in only:
+        log(f"backlog: {args.backlog:,} events behind a dead endpoint ...")
+        results["backlog"] = backlog(args.backlog)
+        log(f"  {results['backlog']}")
+    if "ingest" in only:
+        log(f"ingest: {args.ingest:,} events per run, batches of 1,000 ...")
+        results["ingest"] = ingest_with_connectors(args.ingest, args.repeats)
+        log(f"ingest at {args.rate:,.0f} events/s, one per request ...")
+        results["ingest_while_pushing"] = ingest_while_pushing(args.rate, 20)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"delivery-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    log(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
