@@ -332,3 +332,25 @@ def test_a_step_cut_short_is_finished_at_start_up_without_duplicate_events(tmp_p
         codes = [e[0] for e in log_of(fleet, "desk-1")]
         assert codes.count("SYS_108") == 1
         assert codes.count("SYS_103") == (1 if phase == "stopping" else 0)
+
+
+def test_results_the_bus_dropped_are_read_from_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetlog.faces.pelion import campaigns as module
+
+    monkeypatch.setattr(module, "QUEUE", 2)  # the follower's queue overflows at once
+    with TestClient(build_app(Config(data_dir=tmp_path, admin_token=OPERATOR_TOKEN))) as client:
+        fleet = setup_fleet(client, tmp_path)
+        ids = [f"r-{i}" for i in range(40)]
+        for device in ids:
+            ok(
+                fleet.client.post(
+                    "/v1/tenants/acme/devices", json={"id": device, "project": "plant"}, headers=fleet.operator
+                ),
+                201,
+            )
+        made = create(fleet, device_ids=ids)
+        start(fleet, made["id"])
+        report(fleet, [{"type": "UPD2_OK_18", "device": d} for d in ids])
+        done = wait_for(fleet, made["id"], lambda c: c["phase"] == "completed")
+        assert done["devices"]["succeeded"] == 40
+        assert client.app.state.services.extras["pelion.campaigns"].refills >= 1  # type: ignore[attr-defined]

@@ -60,6 +60,7 @@ BATCH = 1000
 # much before the start, and keeps those *received* after it.
 CLOCK_SLACK_US = 24 * 3600 * 1_000_000
 RESULT = re.compile(r"UPD\d+_(OK|FAIL)_\d+")
+QUEUE = 10_000  # results the follower's bus queue holds; beyond, they are read from the store
 
 
 class Phase(StrEnum):
@@ -163,8 +164,9 @@ class Campaigns:
         self._pending: dict[str, set[str]] = {}
         self._started: dict[str, int] = {}  # campaign id -> started_at, for open campaigns
         self._wake = asyncio.Event()  # something to reconcile
-        self._reconcile_all = False
+        self._to_reconcile: set[str] = set()  # campaigns whose results to read from the store
         self.reconciled = 0  # how many reconciliation passes ran (for tests and metrics)
+        self.refills = 0  # how many of them because the bus dropped results
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -323,7 +325,7 @@ class Campaigns:
         campaign.phase = Phase.ACTIVE
         await self._save(campaign)
         await self._maybe_complete(campaign)
-        self._request_reconcile()  # results that came in while the campaign was starting
+        self._request_reconcile(campaign.id)  # results that came in while the campaign was starting
         return campaign
 
     async def _add(self, campaign: Campaign, devices: list[Device]) -> None:
@@ -591,11 +593,13 @@ class Campaigns:
                 return  # reported before the campaign started: not its result
             await self._apply_result(campaign, event.device, event)
 
-    async def reconcile(self) -> None:
-        """Apply results the bus did not deliver: read each open device's recent UPD events."""
+    async def reconcile(self, only: set[str] | None = None) -> None:
+        """Apply results the bus did not deliver: read each open device's recent UPD events
+        (of every open campaign, or of the campaigns in `only`)."""
         self.reconciled += 1
         for (tenant, device_id), campaigns in list(self._open.items()):
-            for campaign_id in sorted(campaigns, key=lambda c: self._started.get(c, 0)):
+            chosen = campaigns if only is None else campaigns & only
+            for campaign_id in sorted(chosen, key=lambda c: self._started.get(c, 0)):
                 started = self._started.get(campaign_id, 0)
                 for event in await self._results_since(tenant, device_id, started):
                     if event.data.get("campaign_id") not in (None, campaign_id):
@@ -618,8 +622,8 @@ class Campaigns:
         page = await self._s.store.query(query)
         return sorted((e for e in page.events if e.received >= started), key=lambda e: (e.received, e.id))
 
-    def _request_reconcile(self) -> None:
-        self._reconcile_all = True
+    def _request_reconcile(self, campaign_id: str) -> None:
+        self._to_reconcile.add(campaign_id)
         self._wake.set()
 
     async def on_device_change(self, change: DeviceChange) -> None:
@@ -640,7 +644,7 @@ class Campaigns:
     async def run(self) -> None:
         """Background work: follow results on the bus; reconcile when it dropped some."""
         await self._ensure_loaded()
-        sub = self._s.bus.subscribe(self.is_open, capacity=10_000)
+        sub = self._s.bus.subscribe(self.is_open, capacity=QUEUE)
         try:
             await self.reconcile()  # results that arrived while fleetlog was down
             dropped = 0
@@ -662,12 +666,16 @@ class Campaigns:
                         await self.on_result(event)
                     except FleetlogError as exc:
                         log.warning("update result %s of %s not applied: %s", event.type, event.device, exc)
-                if sub.dropped != dropped or self._reconcile_all:
+                if sub.dropped != dropped:
                     dropped = sub.dropped
-                    self._reconcile_all = False
+                    self.refills += 1
+                    self._to_reconcile.clear()
                     while sub.get_nowait() is not None:
                         pass  # the store has them all: reconcile reads them from there
                     await self.reconcile()
+                elif self._to_reconcile:
+                    only, self._to_reconcile = self._to_reconcile, set()
+                    await self.reconcile(only)
         finally:
             sub.close()
 
