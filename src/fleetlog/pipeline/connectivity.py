@@ -96,9 +96,10 @@ class ConnectivityMonitor:
         sensor = self._sensors.get((tenant, device))
         return None if sensor is None else sensor.offline
 
-    def deadline_of(self, tenant: str, device: str) -> int | None:
+    def heard_at(self, tenant: str, device: str) -> int | None:
+        """When the sensor was last heard (µs, receive time), None if never."""
         sensor = self._sensors.get((tenant, device))
-        return None if sensor is None or sensor.offline else sensor.deadline
+        return None if sensor is None else sensor.last_heard
 
     def poke(self) -> None:
         """Re-check deadlines now (after the clock jumped, in tests)."""
