@@ -4,6 +4,7 @@ error, and a reader that stops reading loses nothing and holds up no one."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.dt.seed import SEED_EXAMPLES, expected
 from tests.dt.server import serve, setup
 
 STREAM = "/v2/projects/plant/devices:stream"
@@ -200,3 +202,15 @@ def test_a_reader_that_stops_reading_loses_nothing_and_holds_up_no_one(world: Wo
         assert [next(lively)["eventId"] for _ in sent] == sent
         late = events(stalled.iter_lines())
         assert [next(late)["eventId"] for _ in sent] == sent
+
+
+def test_each_seed_example_published_reads_back_identically_through_the_stream(world: World) -> None:
+    wanted = sorted(SEED_EXAMPLES)
+    devices = {event_type: world.device(SEED_EXAMPLES[event_type][0]) for event_type in wanted}
+    with world.http.stream("GET", STREAM, params={"event_types": wanted}) as response:
+        stream = events(response.iter_lines())
+        for event_type in wanted:
+            world.publish(devices[event_type], copy.deepcopy(SEED_EXAMPLES[event_type][1]))
+            target = f"projects/plant/devices/{devices[event_type]}"
+            event = next(e for e in stream if e["targetName"] == target and e["eventType"] == event_type)
+            assert event["data"] == expected(event_type, event["timestamp"]), event_type
