@@ -48,7 +48,7 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             "max_queued_messages 0",  # keep everything for a subscriber that is away
-            "max_inflight_messages 0",
+            "max_inflight_messages 1000",  # bounds what the subscriber holds
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {directory}/",
         ]

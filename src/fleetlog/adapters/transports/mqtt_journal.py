@@ -45,6 +45,9 @@ class AckJournal:
         self._lines: list[str] = []
         self._written_lines = 0
         self.reused = 0  # redeliveries recognised
+        # Keys: random per run, then a counter (cheaper than a uuid per message, as unique).
+        self._run = uuid.uuid4().hex[:16]
+        self._counter = 0
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +75,8 @@ class AckJournal:
             if behind < self.window and entry is not None and entry[0] == sig:
                 self.reused += 1
                 return entry[1]
-        key = f"mqtt:{uuid.uuid4().hex}"
+        self._counter += 1
+        key = f"mqtt:{self._run}:{self._counter}"
         self._entries[mid] = (sig, key)
         self._advance(mid)
         self._lines.append(f"{mid} {sig} {key}\n")

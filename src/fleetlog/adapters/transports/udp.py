@@ -56,6 +56,7 @@ class UdpTransport:
         batch: int = 5000,
         max_queued_bytes: int = 32 * 1024 * 1024,
         retry_seconds: float = 5.0,
+        in_flight: int = 2,
     ) -> None:
         self.host = host
         self.port = port
@@ -63,6 +64,7 @@ class UdpTransport:
         self.batch = batch
         self.max_queued_bytes = max_queued_bytes
         self.retry_seconds = retry_seconds
+        self.in_flight = in_flight
         self.receiver: _Receiver | None = None
 
     async def run(self) -> None:
@@ -96,15 +98,30 @@ class UdpTransport:
                 transport.close()
 
     async def _serve(self, receiver: _Receiver, transport: asyncio.DatagramTransport) -> None:
-        while True:
-            await receiver.wake.wait()
-            receiver.wake.clear()
-            while receiver.queue:
-                batch = receiver.take(self.batch)
-                try:
-                    replies = await self.sink.udp_datagrams(batch, self.port)
-                except Exception:  # one bad batch must not stop the transport
-                    log.exception("udp batch of %d datagrams failed", len(batch))
-                    continue
-                for data, addr in replies:
-                    transport.sendto(data, addr)
+        # Two batches in flight: the next one is prepared while the previous one commits.
+        slots = asyncio.Semaphore(self.in_flight)
+        running: set[asyncio.Task[None]] = set()
+
+        async def store(batch: list[tuple[bytes, Address]]) -> None:
+            try:
+                replies = await self.sink.udp_datagrams(batch, self.port)
+            except Exception:  # one bad batch must not stop the transport
+                log.exception("udp batch of %d datagrams failed", len(batch))
+                return
+            finally:
+                slots.release()
+            for data, addr in replies:
+                transport.sendto(data, addr)
+
+        try:
+            while True:
+                await receiver.wake.wait()
+                receiver.wake.clear()
+                while receiver.queue:
+                    await slots.acquire()
+                    task = asyncio.create_task(store(receiver.take(self.batch)))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            for task in running:
+                task.cancel()
