@@ -301,3 +301,24 @@ async def test_the_inbox_gives_a_payload_to_one_process_and_frees_a_dead_ones(tw
     assert [p for _, p in taken] == [b"a", b"b", b"c"]
     await store_two.inbox.done([pk for pk, _ in taken])
     assert await store_two.inbox.take(10) == []
+
+
+async def test_processes_creating_the_same_operator_key_agree(two_processes: Any) -> None:
+    """Servers started together on an empty database each create the operator key from the
+    configured token: the second must not fail; a different secret under that id must."""
+    from fleetlog.core.errors import Conflict
+    from fleetlog.core.registry import ApiKey, Role, hash_secret
+
+    store_one, _, store_two, _ = two_processes
+
+    def key(token: str, created: int) -> ApiKey:
+        return ApiKey(
+            id="operator", tenant=None, project=None, role=Role.ADMIN, secret_hash=hash_secret(token), created=created
+        )
+
+    await store_one.registry.create_key(key(OPERATOR_TOKEN, 1))
+    again = await store_two.registry.create_key(key(OPERATOR_TOKEN, 2))
+    assert again.secret_hash == hash_secret(OPERATOR_TOKEN)
+    with pytest.raises(Conflict):
+        await store_two.registry.create_key(key("fl_operator_another-secret", 3))
+    assert [k.id for k in await store_two.registry.list_keys(None)] == ["operator"]

@@ -212,9 +212,17 @@ class PostgresRegistry:
             tenant_pk = await self._keys.tenant(conn, key.tenant) if key.tenant is not None else None
             if tenant_pk is not None and key.project is not None:
                 await self._keys.project(conn, tenant_pk, key.project)
-            await conn.execute(
-                "INSERT INTO api_keys (id, tenant, doc) VALUES ($1, $2, $3)", key.id, tenant_pk, _enc.encode(key)
-            )
+            status = await conn.execute(
+                "INSERT INTO api_keys (id, tenant, doc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                key.id, tenant_pk, _enc.encode(key),
+            )  # fmt: skip
+            if _count(status) == 0:
+                # Processes starting together on one database each create the operator key
+                # from the same configured token: the same secret is the same key.
+                existing = _dec(ApiKey, await conn.fetchval("SELECT doc FROM api_keys WHERE id = $1", key.id))
+                if existing.secret_hash != key.secret_hash:
+                    raise Conflict(f"key {key.id!r} already exists")
+                return existing
             return key
 
         return await self._db.write(job)
