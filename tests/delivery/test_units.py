@@ -183,3 +183,40 @@ async def test_an_idle_feed_moves_past_events_it_does_not_take(world: tuple[Sqli
     assert await asyncio.wait_for(feed.next(10, idle_seconds=1), 5) == [taken[0].event]
     feed.close()
     heads.close()
+
+
+# -- pacing ------------------------------------------------------------------------------------
+
+
+async def test_pushes_slow_down_while_the_loop_lags_and_recover() -> None:
+    import math
+    import time
+
+    from fleetlog.delivery.pacer import FLOOR, Pacer
+
+    pacer = Pacer(target_lag=0.005)
+    runner = asyncio.create_task(pacer.run())
+    for _ in range(10):  # pushes while something else keeps the loop busy
+        await pacer.admit()
+        time.sleep(0.03)  # a callback that holds the loop (like a large batch being validated)
+        await asyncio.sleep(0)
+    assert pacer.slowdowns > 0
+    assert FLOOR <= pacer.rate < math.inf
+    for _ in range(200):  # a calm loop: the limit grows until it is lifted
+        if pacer.rate == math.inf:
+            break
+        await pacer.admit()
+        await asyncio.sleep(0.005)
+    assert pacer.rate == math.inf
+    runner.cancel()
+
+
+async def test_pacing_can_be_switched_off() -> None:
+    import math
+
+    from fleetlog.delivery.pacer import Pacer
+
+    pacer = Pacer(target_lag=0)
+    await pacer.run()  # returns at once
+    await pacer.admit()
+    assert pacer.rate == math.inf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,21 @@ def test_native_body_matches_the_native_face() -> None:
     bare = Event(tenant="t", project="p", type="x", time=1, id="1" * 32, received=2)
     for e in (full, bare):
         assert push_body(e) == msgspec.json.encode(event_out(e))
+
+
+def test_prometheus_metrics_per_connector(fleet: Fleet, receiver: Receiver) -> None:
+    receiver.plan = [Answer(500)]
+    hook = webhook(fleet, receiver.url)
+    fleet.ingest([event()])
+    labels = f'connector="{hook["id"]}",kind="native",tenant="acme"'  # labels print sorted by name
+    base = f'connector="{hook["id"]}",kind="native"'
+    delivered = f'fleetlog_delivery_pushes_total{{{base},result="success",tenant="acme"}} 1.0'
+    deadline = time.monotonic() + 20
+    while delivered not in (text := fleet.client.get("/metrics/delivery").text):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.01)
+    assert f'fleetlog_delivery_pushes_total{{{base},result="error",tenant="acme"}} 1.0' in text
+    assert f"fleetlog_delivery_dropped_total{{{labels}}} 0.0" in text
+    assert f"fleetlog_delivery_in_flight{{{labels}}}" in text
+    assert "fleetlog_delivery_pace_slowdowns_total" in text
+    assert "fleetlog_delivery_workers 1.0" in fleet.client.get("/metrics").text

@@ -25,6 +25,7 @@ from fleetlog.core.ids import COUNTER_BITS
 from fleetlog.delivery.feed import HeadTracker
 from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.model import CONNECTOR_KIND, STATE_KIND, Connector, DeliveryState, Flavour, Status
+from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.sender import Sender
 from fleetlog.delivery.worker import Deps, Settings, Worker
 from fleetlog.pipeline.directory import Directory
@@ -72,6 +73,7 @@ class DeliveryEngine:
         self._heads: HeadTracker | None = None
         self._running = False
         self._background: set[asyncio.Task[None]] = set()
+        self.pacer = Pacer(settings.max_loop_lag_seconds)
         # Injectable so tests can see the waits the retry policy asks for without waiting.
         self.sleep: Sleep = asyncio.sleep
 
@@ -80,6 +82,7 @@ class DeliveryEngine:
     async def run(self) -> None:
         self._heads = HeadTracker(self._bus)
         self._running = True
+        pacing = asyncio.create_task(self.pacer.run(), name="delivery:pacer")
         try:
             while True:
                 try:
@@ -91,6 +94,7 @@ class DeliveryEngine:
             await asyncio.Event().wait()
         finally:
             self._running = False
+            pacing.cancel()
             for task in list(self._background):
                 task.cancel()
             workers, self._workers = list(self._workers.values()), {}
@@ -123,6 +127,7 @@ class DeliveryEngine:
             heads=self._heads,
             settings=self.settings,
             sleep=lambda seconds: self.sleep(seconds),
+            pacer=self.pacer,
             on_disable=self._system_disable,
         )
 

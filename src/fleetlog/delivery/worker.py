@@ -30,6 +30,7 @@ from fleetlog.delivery import dt_body, native_body
 from fleetlog.delivery.feed import HeadTracker, LogFeed, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.model import STATE_KIND, Connector, DeliveryState, Flavour
+from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.retry import RetryPolicy
 from fleetlog.delivery.sender import Attempt, Sender
 from fleetlog.delivery.signing import sign
@@ -54,6 +55,7 @@ class Settings:
     window: int = 1000
     checkpoint_seconds: float = 1.0
     max_connectors: int = 100  # per tenant
+    max_loop_lag_seconds: float = 0.005  # pushes slow down when the event loop lags more (0: off)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Deps:
     heads: HeadTracker
     settings: Settings
     sleep: Sleep
+    pacer: Pacer
     on_disable: Callable[[Connector], None]
 
 
@@ -212,6 +215,7 @@ class Worker:
                 return
             if body is None:
                 body = await self._body(event)
+            await deps.pacer.admit()
             try:
                 response = await deps.sender.post(self.connector.url, body, self._headers(event, body, now))
             except Exception as exc:  # a bug must not stop the lane: count it, retry

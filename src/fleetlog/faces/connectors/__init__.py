@@ -25,6 +25,7 @@ def settings(config: Config) -> Settings:
         window=config.delivery_window,
         checkpoint_seconds=config.delivery_checkpoint_seconds,
         max_connectors=config.delivery_max_connectors,
+        max_loop_lag_seconds=config.delivery_max_loop_lag_seconds,
     )
 
 

@@ -53,6 +53,15 @@ class DeliveryCollector(Collector):
                 in_flight.add_metric(labels, worker.in_flight)
                 lag.add_metric(labels, worker.lag_seconds(now))
         yield from (pushes, dropped, p99, in_flight, lag)
+        pacer = self._engine.pacer
+        yield CounterMetricFamily(
+            "fleetlog_delivery_pace_slowdowns",
+            "Times pushes were slowed so the API's requests wait less",
+            value=pacer.slowdowns,
+        )
+        yield GaugeMetricFamily(
+            "fleetlog_delivery_pace_limit_per_second", "Pushes/s allowed now (+Inf: no limit)", value=pacer.rate
+        )
 
 
 def routes(engine: DeliveryEngine, clock: Clock) -> list[Route]:

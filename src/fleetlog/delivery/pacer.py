@@ -1,0 +1,60 @@
+"""Ingest first: pushes share the event loop with the API, so they start only as fast as the
+loop keeps up.
+
+The pacer measures how late a short timer fires (the loop's lag: how long ready work waits).
+While the lag stays under the target, the allowed push rate grows; when it goes over, the rate
+drops below what was just pushed. So a connector catching up a large backlog uses the time the
+loop has to spare, and a request the API answers waits about the target at most for pushes.
+Deliveries are durable and catch up later; acknowledgements are what clients wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+INTERVAL = 0.02  # seconds between lag samples
+FLOOR = 20.0  # pushes/s never go below this, whatever the lag
+GROWTH = 1.1  # per calm sample
+BACKOFF = 0.7  # times the rate just achieved, per late sample
+
+
+class Pacer:
+    def __init__(self, target_lag: float) -> None:
+        self.target_lag = target_lag
+        self.rate = math.inf  # pushes per second allowed; inf: no limit
+        self.lag = 0.0  # the last sample, seconds
+        self._next = 0.0  # when the next push may start (loop time)
+        self._admitted = 0
+        self.slowdowns = 0  # late samples so far
+
+    async def run(self) -> None:
+        if self.target_lag <= 0:
+            return  # pacing is off
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            admitted = self._admitted
+            await asyncio.sleep(INTERVAL)
+            took = loop.time() - started
+            self.lag = max(0.0, took - INTERVAL)
+            achieved = (self._admitted - admitted) / took
+            if self.lag > self.target_lag:
+                self.slowdowns += 1
+                self.rate = max(FLOOR, achieved * BACKOFF)
+            elif self.rate != math.inf:
+                self.rate = self.rate * GROWTH + FLOOR
+                if self.rate > 4 * achieved + 1000:
+                    self.rate = math.inf  # far above demand: stop counting
+
+    async def admit(self) -> None:
+        """Wait for this push's turn (first come, first served)."""
+        self._admitted += 1
+        if self.rate == math.inf:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next)
+        self._next = slot + 1 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
