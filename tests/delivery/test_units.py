@@ -198,7 +198,7 @@ async def test_pushes_slow_down_while_the_loop_lags_and_recover() -> None:
     runner = asyncio.create_task(pacer.run())
     for _ in range(10):  # pushes while something else keeps the loop busy
         await pacer.admit()
-        time.sleep(0.03)  # a callback that holds the loop (like a large batch being validated)
+        time.sleep(0.03)  # noqa: ASYNC251 -- on purpose: a callback holding the loop (a large batch)
         await asyncio.sleep(0)
     assert pacer.slowdowns > 0
     assert FLOOR <= pacer.rate < math.inf
