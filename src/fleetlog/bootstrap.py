@@ -57,6 +57,8 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
     directory = Directory(storage.registry, clock, catalog)
     ingest = Ingest(storage.events, directory, catalog, clock, storage.inbox)
     directory.on_device_change(LifecycleEvents(ingest))
+    if hasattr(storage, "on_registry_change"):  # other processes change the registry too
+        storage.on_registry_change(directory.forget)
     services = Services(
         ingest=ingest,
         directory=directory,

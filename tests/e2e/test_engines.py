@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -322,3 +323,40 @@ async def test_processes_creating_the_same_operator_key_agree(two_processes: Any
     with pytest.raises(Conflict):
         await store_two.registry.create_key(key("fl_operator_another-secret", 3))
     assert [k.id for k in await store_two.registry.list_keys(None)] == ["operator"]
+
+
+def test_a_key_revoked_on_one_server_stops_working_on_the_others(installation: Installation, tmp_path: Path) -> None:
+    def config(sub: str) -> Config:
+        return Config(
+            data_dir=tmp_path / sub,
+            admin_token=OPERATOR_TOKEN,
+            storage_url=installation.storage_url,
+            bus_url=installation.bus_url,
+        )
+
+    with TestClient(build_app(config("a"))) as a, TestClient(build_app(config("b"))) as b:
+        fleet = setup_fleet(a, tmp_path)
+        moved = {"project": "office"}
+        assert b.get("/v1/tenants/acme/events", headers=fleet.reader).status_code == 200  # b caches the key
+        assert b.get("/v1/tenants/acme/devices/sensor-1", headers=fleet.reader).json()["project"] == "plant"
+        keys = a.get("/v1/tenants/acme/keys", headers=fleet.operator).json()
+        reader_key = next(k["id"] for k in keys["keys"] if k["role"] == "read")
+        assert a.delete(f"/v1/tenants/acme/keys/{reader_key}", headers=fleet.operator).status_code == 204
+        assert a.patch("/v1/tenants/acme/devices/sensor-1", json=moved, headers=fleet.operator).status_code == 200
+
+        def on_b(check: Any) -> bool:
+            deadline = time.monotonic() + WAIT  # the notice arrives within milliseconds
+            while time.monotonic() < deadline:
+                if check():
+                    return True
+                time.sleep(0.02)
+            return False
+
+        assert on_b(lambda: b.get("/v1/tenants/acme/events", headers=fleet.reader).status_code == 401)
+        device = b.get("/v1/tenants/acme/devices/sensor-1", headers=fleet.admin).json()
+        assert device["project"] == "office"
+        # events now go to the device's new project in b as well
+        sent = b.post("/v1/tenants/acme/events", json={"device": "sensor-1", "type": "touch"}, headers=fleet.writer)
+        assert sent.status_code == 201, sent.text
+        office = b.get("/v1/tenants/acme/events?project=office&type=touch", headers=fleet.admin).json()["events"]
+        assert [e["device"] for e in office] == ["sensor-1"]

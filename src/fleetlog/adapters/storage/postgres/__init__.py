@@ -8,6 +8,7 @@ parameters are server settings, so `?search_path=fleetlog` keeps the tables in a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from fleetlog.adapters.storage.postgres.appends import AppendBatch, Commit
@@ -54,6 +55,10 @@ class PostgresStorage:
             self._bus.publish_after(commit.prev_high, created)
         else:
             self._bus.publish(created)
+
+    def on_registry_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when another process changed the registry (drop caches)."""
+        self._db.notices.on_change(listener)
 
     @property
     def stats(self) -> dict[str, int]:

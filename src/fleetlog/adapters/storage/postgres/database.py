@@ -15,6 +15,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from fleetlog.adapters.storage.postgres.appends import AppendJob, Commit, Conn, SharedSequence
 from fleetlog.adapters.storage.postgres.keys import KeyCache
+from fleetlog.adapters.storage.postgres.notices import RegistryNotices
 from fleetlog.adapters.storage.postgres.schema import migrate
 from fleetlog.adapters.storage.postgres.writer import OnCommit, Writer
 
@@ -30,6 +31,7 @@ class Database:
         self._lock: asyncio.Lock | None = None
         self._closed = False
         self.writer = Writer(self._connect, SharedSequence(), on_commit=on_commit)
+        self.notices = RegistryNotices(self._connect, self.keys.forget_all)
 
     async def _connect(self) -> Conn:
         # Statements are prepared per connection and cached: the same few run all the time.
@@ -48,11 +50,13 @@ class Database:
             conn = await self._connect()
             try:
                 await migrate(conn)
+                schema = await conn.fetchval("SELECT current_schema()")
                 pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._readers)
             except BaseException:
                 await conn.close()
                 raise
             self.writer.start(conn)
+            self.notices.start(schema)
             self._pool = pool
 
     @property
@@ -83,6 +87,7 @@ class Database:
         if self._pool is None:
             return
         pool, self._pool = self._pool, None
+        await self.notices.stop()
         await self.writer.stop()
         conn = self.writer.connection
         if conn is not None and not conn.is_closed():
@@ -95,6 +100,7 @@ class Database:
         if self._pool is None:
             return
         pool, self._pool = self._pool, None
+        self.notices.abort()
         self.writer.abort()
         conn = self.writer.connection
         if conn is not None:

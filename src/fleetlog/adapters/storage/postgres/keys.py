@@ -49,6 +49,12 @@ class KeyCache:
                 self._devices.popitem(last=False)
         return pk
 
+    def forget_all(self) -> None:
+        """After another process changed the registry: ids may now have other keys."""
+        self._tenants.clear()
+        self._projects.clear()
+        self._devices.clear()
+
     def forget_project(self, tenant_pk: int, project: str) -> None:
         self._projects.pop((tenant_pk, project), None)
 

@@ -27,6 +27,8 @@ def _count(status: str) -> int:
 
 
 class PostgresRegistry:
+    """Changes other processes cache (updates, deletions) send a registry notice."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
         self._keys = db.keys
@@ -57,6 +59,7 @@ class PostgresRegistry:
             status = await conn.execute("UPDATE tenants SET doc = $1 WHERE id = $2", _enc.encode(tenant), tenant.id)
             if _count(status) == 0:
                 raise NotFound("tenant", tenant.id)
+            await self._db.notices.send(conn)
             return tenant
 
         return await self._db.write(job)
@@ -109,6 +112,7 @@ class PostgresRegistry:
                 raise Conflict(f"project {project_id!r} still has devices")
             await conn.execute("DELETE FROM events WHERE project = $1", pk)
             await conn.execute("DELETE FROM projects WHERE pk = $1", pk)
+            await self._db.notices.send(conn)
             self._keys.forget_project(tenant_pk, project_id)
             return True
 
@@ -187,6 +191,7 @@ class PostgresRegistry:
             )
             if _count(status) == 0:
                 raise NotFound("device", device.id)
+            await self._db.notices.send(conn)
             return device
 
         return await self._db.write(job)
@@ -200,6 +205,7 @@ class PostgresRegistry:
             if pk is None:
                 return False
             await conn.execute("DELETE FROM device_state WHERE device = $1", pk)
+            await self._db.notices.send(conn)
             self._keys.forget_device(tenant_pk, device_id)
             return True
 
@@ -244,7 +250,10 @@ class PostgresRegistry:
 
     async def delete_key(self, key_id: str) -> bool:
         async def job(conn: Conn, _: Commit) -> bool:
-            return _count(await conn.execute("DELETE FROM api_keys WHERE id = $1", key_id)) > 0
+            deleted = _count(await conn.execute("DELETE FROM api_keys WHERE id = $1", key_id)) > 0
+            if deleted:
+                await self._db.notices.send(conn)  # a revoked key stops working in every process
+            return deleted
 
         return await self._db.write(job)
 
@@ -260,6 +269,7 @@ class PostgresRegistry:
                 event_type.name,
                 _enc.encode(event_type),
             )
+            await self._db.notices.send(conn)
             return event_type
 
         return await self._db.write(job)
@@ -277,6 +287,7 @@ class PostgresRegistry:
         async def job(conn: Conn, _: Commit) -> bool:
             tenant_pk = await self._keys.tenant(conn, tenant_id)
             status = await conn.execute("DELETE FROM event_types WHERE tenant = $1 AND name = $2", tenant_pk, name)
+            await self._db.notices.send(conn)
             return _count(status) > 0
 
         return await self._db.write(job)
