@@ -61,6 +61,7 @@ class NatsBus:
         *,
         max_outbox: int = 100_000,
         max_age_seconds: float = 3600.0,
+        max_bytes: int = 1 << 30,
         ack_timeout: float = 10.0,
     ) -> None:
         parts = urlsplit(url)
@@ -72,6 +73,7 @@ class NatsBus:
         self.prefix = f"{name}.events"
         self._max_outbox = max_outbox
         self._max_age = max_age_seconds
+        self._max_bytes = max_bytes
         self._ack_timeout = ack_timeout
         self._local = MemoryBus()
         self._subs: weakref.WeakSet[MemorySubscription] = weakref.WeakSet()
@@ -102,12 +104,15 @@ class NatsBus:
         try:
             await js.stream_info(self.stream)
         except NotFoundError:
-            # Limits retention: the stream is a live feed, the store keeps history.
+            # Limits retention (age and size, oldest out first): the stream is a live feed, the
+            # store keeps the history.
             await js.add_stream(
                 name=self.stream,
                 subjects=[f"{self.prefix}.>"],
                 storage=api.StorageType.FILE,
                 max_age=self._max_age,
+                max_bytes=self._max_bytes,
+                discard=api.DiscardPolicy.OLD,
             )
         self._consumer = await js.subscribe(
             f"{self.prefix}.>",
