@@ -114,9 +114,22 @@ class Fleetlog:
     def start(self) -> Fleetlog:
         log_file = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetlog", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-             "--log-level", "warning"],
-            cwd=ROOT, env=self.env, stdout=log_file, stderr=log_file,
+            [
+                sys.executable,
+                "-m",
+                "fleetlog",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log_file,
+            stderr=log_file,
         )
         log_file.close()
         deadline = time.monotonic() + 30
@@ -132,8 +145,10 @@ class Fleetlog:
 
     def setup(self) -> None:
         with httpx.Client(base_url=self.url, headers=OP, timeout=30) as c:
-            for path, body in [("/v1/tenants", {"id": "bench", "retention_days": 36500}),
-                               ("/v1/tenants/bench/projects", {"id": "fleet"})]:
+            for path, body in [
+                ("/v1/tenants", {"id": "bench", "retention_days": 36500}),
+                ("/v1/tenants/bench/projects", {"id": "fleet"}),
+            ]:
                 c.post(path, json=body).raise_for_status()
             for d in range(DEVICES):
                 c.post("/v1/tenants/bench/devices", json={"id": f"dev-{d}", "project": "fleet"}).raise_for_status()
@@ -186,8 +201,23 @@ def publish(port: int, n: int, topic_of: Any, client_id: str) -> float:
 def broker_drain(port: int, topic: str, n: int, client_id: str, connect_only: bool = False) -> float:
     """The broker's own rate: `mosquitto_sub` (C) drains n messages with fleetlog's session
     settings (MQTT 3.1.1, persistent session, QoS 1, acknowledging each on arrival)."""
-    argv = [MOSQUITTO_SUB, "-h", HOST, "-p", str(port), "-t", topic, "-q", "1", "-c", "-i", client_id,
-            "-V", "311", "-N"]
+    argv = [
+        MOSQUITTO_SUB,
+        "-h",
+        HOST,
+        "-p",
+        str(port),
+        "-t",
+        topic,
+        "-q",
+        "1",
+        "-c",
+        "-i",
+        client_id,
+        "-V",
+        "311",
+        "-N",
+    ]
     if connect_only:
         subprocess.run([*argv, "-W", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return 0.0
@@ -217,8 +247,10 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
         broker_drain(broker.port, "floor/+/up", n, "floor-sub", connect_only=True)
         out["publish_rate"] = round(publish(broker.port, n, lambda i: f"floor/{i % DEVICES}/up", "pub-floor"))
         out["floor_drain_rate"] = round(broker_drain(broker.port, "floor/+/up", n, "floor-sub"))
-        log(f"  mqtt floor: mosquitto_sub drains {out['floor_drain_rate']:,} msg/s "
-            f"(publisher {out['publish_rate']:,} msg/s)")
+        log(
+            f"  mqtt floor: mosquitto_sub drains {out['floor_drain_rate']:,} msg/s "
+            f"(publisher {out['publish_rate']:,} msg/s)"
+        )
 
         # fleetlog drains the same backlog, storing every message before acknowledging it.
         data = workdir / "fleetlog-mqtt"
@@ -235,16 +267,19 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
         server.url = f"http://{HOST}:{server.port}"
         key = server.key
         server.start()
-        server.key = key or httpx.post(f"{server.url}/v1/tenants/bench/keys", json={"role": "read"},
-                                       headers=OP).json()["token"]
+        server.key = (
+            key or httpx.post(f"{server.url}/v1/tenants/bench/keys", json={"role": "read"}, headers=OP).json()["token"]
+        )
         cpu0 = server.cpu()
         samples, status = watch(server, "mqtt", n, timeout=600)
         cpu = server.cpu() - cpu0
         out["fleetlog_drain_rate"] = round(sustained(samples, n))
         out["fleetlog_stored"] = status.get("stored", 0)
         out["fleetlog_cpu_seconds"] = round(cpu, 1)
-        log(f"  mqtt fleetlog: drains and stores {out['fleetlog_drain_rate']:,} msg/s sustained "
-            f"({out['fleetlog_stored']:,}/{n} stored, {cpu:.1f} s CPU)")
+        log(
+            f"  mqtt fleetlog: drains and stores {out['fleetlog_drain_rate']:,} msg/s sustained "
+            f"({out['fleetlog_stored']:,}/{n} stored, {cpu:.1f} s CPU)"
+        )
 
         # Live: a publisher at full speed while fleetlog stores.
         base = int(server.transport("mqtt").get("stored", 0))
@@ -254,8 +289,10 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
         end = next((t for t, c in samples if c >= base + n), samples[-1][0])
         out["live_publish_rate"] = round(rate)
         out["live_stored_rate"] = round((int(status.get("stored", 0)) - base) / (end - start))
-        log(f"  mqtt live: publisher {out['live_publish_rate']:,} msg/s, fleetlog stored {out['live_stored_rate']:,} "
-            f"msg/s end to end")
+        log(
+            f"  mqtt live: publisher {out['live_publish_rate']:,} msg/s, fleetlog stored {out['live_stored_rate']:,} "
+            f"msg/s end to end"
+        )
         server.stop()
     finally:
         broker.stop()
@@ -312,16 +349,18 @@ def udp_rcvbuf_errors() -> int:
 
 
 def send(port: int, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", SENDER, str(port), str(seconds), str(DEVICES)],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SENDER, str(port), str(seconds), str(DEVICES)], stdout=subprocess.PIPE, text=True
+    )
 
 
 def bench_udp(workdir: Path, seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {"seconds": seconds, "payload_bytes": 64, "source_addresses": DEVICES}
     # Floor: a bare receiver that only counts.
     port = free_port(socket.SOCK_DGRAM)
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port), str(seconds)], stdout=subprocess.PIPE,
-                                text=True)
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", RECEIVER, str(port), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert receiver.stdout is not None
     receiver.stdout.readline()
     sender = send(port, seconds)
@@ -329,8 +368,10 @@ def bench_udp(workdir: Path, seconds: float) -> dict[str, Any]:
     out["floor_receive_rate"] = int(receiver.stdout.readline())
     receiver.wait()
     out["floor_send_rate"] = round(int(sent) / seconds)
-    log(f"  udp floor: bare receiver counts {out['floor_receive_rate']:,} datagrams/s "
-        f"(sender {out['floor_send_rate']:,}/s)")
+    log(
+        f"  udp floor: bare receiver counts {out['floor_receive_rate']:,} datagrams/s "
+        f"(sender {out['floor_send_rate']:,}/s)"
+    )
 
     # fleetlog: every datagram from an allocated address stored as an upstreamMessage.
     data = workdir / "fleetlog-udp"
@@ -343,8 +384,9 @@ def bench_udp(workdir: Path, seconds: float) -> dict[str, Any]:
     with httpx.Client(base_url=server.url, headers={"X-API-Token": admin}, timeout=30) as c:
         for d in range(DEVICES):
             imsi = f"24201{d:010d}"
-            c.patch(f"/span/collections/fleet/devices/dev-{d}", json={"config": {"ciot": {"imsi": imsi}}}
-                    ).raise_for_status()
+            c.patch(
+                f"/span/collections/fleet/devices/dev-{d}", json={"config": {"ciot": {"imsi": imsi}}}
+            ).raise_for_status()
     with httpx.Client(base_url=server.url, headers=OP, timeout=30) as c:
         for d in range(DEVICES):
             c.post("/span/ciot/attach", json={"imsi": f"24201{d:010d}", "ip": f"127.0.0.{10 + d}"}).raise_for_status()
@@ -362,18 +404,22 @@ def bench_udp(workdir: Path, seconds: float) -> dict[str, Any]:
     status = server.transport("udp")
     middle = [s for s in samples if samples[0][0] + seconds * 0.2 <= s[0] <= samples[0][0] + seconds * 0.8]
     rate = (middle[-1][1] - middle[0][1]) / (middle[-1][0] - middle[0][0]) if len(middle) > 1 else 0.0
-    out.update({
-        "fleetlog_stored_rate": round(rate),
-        "sent": sent,
-        "send_rate": round(sent / seconds),
-        "stored": status.get("stored", 0),
-        "lost": sent - int(status.get("stored", 0)),
-        "kernel_rcvbuf_errors": udp_rcvbuf_errors() - errors0,
-        "fleetlog_cpu_seconds": round(server.cpu() - cpu0, 1),
-    })
-    log(f"  udp fleetlog: stores {out['fleetlog_stored_rate']:,} datagrams/s sustained "
+    out.update(
+        {
+            "fleetlog_stored_rate": round(rate),
+            "sent": sent,
+            "send_rate": round(sent / seconds),
+            "stored": status.get("stored", 0),
+            "lost": sent - int(status.get("stored", 0)),
+            "kernel_rcvbuf_errors": udp_rcvbuf_errors() - errors0,
+            "fleetlog_cpu_seconds": round(server.cpu() - cpu0, 1),
+        }
+    )
+    log(
+        f"  udp fleetlog: stores {out['fleetlog_stored_rate']:,} datagrams/s sustained "
         f"(sent {out['send_rate']:,}/s; {out['lost']:,} of {sent:,} lost, "
-        f"{out['kernel_rcvbuf_errors']:,} in the kernel)")
+        f"{out['kernel_rcvbuf_errors']:,} in the kernel)"
+    )
     server.stop()
     return out
 

@@ -93,6 +93,17 @@ class Span:
             s.close()
 
 
+def poll(check: Any, what: str, seconds: float = 10.0) -> Any:
+    """The first true result of `check()`, tried until `seconds` pass (then the test fails)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.01)
+    raise AssertionError(f"waited {seconds}s for {what}")
+
+
 def wait_udp(span: Span) -> None:
     """Until the UDP transport (a background task of the app) listens."""
     for _ in range(500):
