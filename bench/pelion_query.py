@@ -322,12 +322,15 @@ def main() -> None:
     args = parser.parse_args()
     info = ensure(args.events, args.rebuild)
     log(f"store: {info['events']:,} events, {info['db_bytes'] / 1e9:.2f} GB ({info['path']})")
-    results: dict[str, Any] = {"events": info["events"], "samples": args.samples, "pages": args.pages}
+    results: dict[str, Any] = {"events": info["events"], "samples": args.samples, "pages": args.pages,
+                               "load_before": os.getloadavg()}  # fmt: skip
     results["in_process"] = asyncio.run(in_process(info, args.samples, args.pages))
     log(f"in-process: {json.dumps(results['in_process'])}")
     if not args.no_http:
         results["http"] = over_http(info, args.samples, args.pages)
         log(f"over HTTP:  {json.dumps(results['http'])}")
+    results["load_after"] = os.getloadavg()
+    log(f"load average before {results['load_before']}, after {results['load_after']}")
     out = CACHE / f"pelion-query-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))
     log(f"results: {out}")
