@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from fleetlog.cli import codes, events, operator
+from fleetlog.cli import campaigns, codes, delivery, events, operator
 from fleetlog.config import Config
 
 app = typer.Typer(
@@ -25,6 +25,9 @@ app.add_typer(operator.projects, name="projects")
 app.add_typer(operator.devices, name="devices")
 app.add_typer(operator.keys, name="keys")
 app.add_typer(events.app, name="events")
+app.add_typer(campaigns.app, name="campaigns")
+app.add_typer(delivery.webhooks, name="webhooks")
+app.add_typer(delivery.connectors, name="connectors")
 app.command("codes")(codes.codes)
 
 
