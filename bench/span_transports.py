@@ -262,15 +262,14 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
             time.sleep(0.05)
         server.stop()  # the broker keeps the session (and queues for it) while fleetlog is away
         publish(broker.port, n, lambda i: f"span/bench/fleet/dev-{i % DEVICES}/up", "pub-backlog")
-        server = Fleetlog(data, env)
-        server.port = free_port()
-        server.url = f"http://{HOST}:{server.port}"
+        # The broker is paused while fleetlog starts, so that the drain is measured from its start.
         key = server.key
+        server = Fleetlog(data, env)
+        server.key = key
+        broker.proc.send_signal(signal.SIGSTOP)
         server.start()
-        server.key = (
-            key or httpx.post(f"{server.url}/v1/tenants/bench/keys", json={"role": "read"}, headers=OP).json()["token"]
-        )
         cpu0 = server.cpu()
+        broker.proc.send_signal(signal.SIGCONT)
         samples, status = watch(server, "mqtt", n, timeout=600)
         cpu = server.cpu() - cpu0
         out["fleetlog_drain_rate"] = round(sustained(samples, n))

