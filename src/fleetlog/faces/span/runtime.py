@@ -133,7 +133,7 @@ class SpanRuntime:
         events: list[Event] = []
         slots: list[int] = []  # index into `items` of each upstream event
         for i, item in enumerate(items):
-            if not enabled(item.device):
+            if item.device.attrs and not enabled(item.device):
                 continue
             if item.transport != "gateway" and self.sessions.touch(item.tenant, item.device.id, now):
                 events.append(

@@ -47,14 +47,19 @@ class SpanDeviceSink:
         items: list[Uplink] = []
         addrs: list[Address] = []
         ciot = self.runtime.ciot
+        owners: dict[str, tuple[str, Device] | None] = {}  # per batch: a device sends many
         for payload, (ip, port) in datagrams:
-            owner = await ciot.resolve(ip)
-            device = await self._device(*owner) if owner else None
-            if owner is None or device is None:
+            if ip in owners:
+                owner = owners[ip]
+            else:
+                found = await ciot.resolve(ip)
+                device = await self._device(*found) if found else None
+                owner = owners[ip] = (found[0], device) if found and device else None
+            if owner is None:
                 status.refused += 1
                 continue
             extra = {"remoteAddress": f"{ip}:{port}", "remotePort": str(port), "localPort": str(local_port)}
-            items.append(Uplink(owner[0], device, payload, "udp", "imsi", extra))
+            items.append(Uplink(owner[0], owner[1], payload, "udp", "imsi", extra))
             addrs.append((ip, port))
         stored, downlinks = await self.runtime.uplink(items)
         status.stored += sum(stored)
@@ -77,14 +82,18 @@ class SpanDeviceSink:
         status.received += len(messages)
         items: list[Uplink] = []
         topics: list[str] = []
+        devices: dict[str, Device | None] = {}  # per batch: a device sends many
         for topic, payload, key in messages:
-            where = self._parse(topic)
-            device = await self._device(where[0], where[2]) if where else None
-            if where is None or device is None or device.project != where[1]:
+            if topic not in devices:
+                where = self._parse(topic)
+                device = await self._device(where[0], where[2]) if where else None
+                devices[topic] = device if where and device and device.project == where[1] else None
+            device = devices[topic]
+            if device is None:
                 status.refused += 1
                 continue
-            items.append(Uplink(where[0], device, payload, "mqtt", "topic", {"topic": topic}, key=key or None))
-            topics.append(f"{self.prefix}/{where[0]}/{where[1]}/{where[2]}/down")
+            items.append(Uplink(device.tenant, device, payload, "mqtt", "topic", {"topic": topic}, key=key or None))
+            topics.append(topic[: -len("up")] + "down")
         stored, downlinks = await self.runtime.uplink(items)
         status.stored += sum(stored)
         status.refused += len(stored) - sum(stored)
