@@ -205,7 +205,7 @@ async def test_a_live_feed_sees_commits_of_every_process_without_gaps(two_proces
 
 def _start(installation: Installation, data_dir: Path) -> ServerProcess:
     data_dir.mkdir(exist_ok=True)
-    return ServerProcess(data_dir, env=installation.env()).start()
+    return ServerProcess(data_dir, env=installation.env()).start(timeout=60)  # a loaded machine starts slowly
 
 
 def _stored_ids(srv: ServerProcess) -> list[str]:
@@ -236,7 +236,7 @@ def test_sigkill_of_one_server_loses_no_acknowledged_event(installation: Install
 
         asyncio.run(both())
         assert one.proc is not None and one.proc.returncode == -9
-        one.start()
+        one.start(timeout=60)
         stored = _stored_ids(one)
         assert len(stored) == len(set(stored))  # two writers, one sequence: no id twice
         missing = (set(acked_one) | set(acked_two)) - set(stored)
