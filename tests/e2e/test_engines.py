@@ -360,3 +360,35 @@ def test_a_key_revoked_on_one_server_stops_working_on_the_others(installation: I
         assert sent.status_code == 201, sent.text
         office = b.get("/v1/tenants/acme/events?project=office&type=touch", headers=fleet.admin).json()["events"]
         assert [e["device"] for e in office] == ["sensor-1"]
+
+
+@pytest.mark.slow
+def test_202_events_are_processed_once_after_a_crash(installation: Installation, tmp_path: Path) -> None:
+    srv = _start(installation, tmp_path / "one")
+    try:
+        op = srv.operator
+        for path, body in [
+            ("/v1/tenants", {"id": "acme"}),
+            ("/v1/tenants/acme/projects", {"id": "plant"}),
+            ("/v1/tenants/acme/devices", {"id": "dev-1", "project": "plant"}),
+        ]:
+            assert httpx.post(srv.url + path, json=body, headers=op).status_code == 201
+        headers = {"X-API-Key": OPERATOR_TOKEN, "Prefer": "respond-async"}
+        url = f"{srv.url}/rest/v1/api/tenants/acme/devices/dev-1/events"
+        for i in range(50):
+            body = {"typeId": "later", "description": "", "appId": "a", "severity": 1, "data": {"i": i}}
+            body["timestamp"] = int(time.time() * 1000)
+            assert httpx.post(url, json=body, headers=headers).status_code == 202
+        srv.kill()
+        srv.start(timeout=60)
+        deadline = time.monotonic() + WAIT
+        events: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            query = f"{srv.url}/v1/tenants/acme/events?type=later&limit=1000"
+            events = httpx.get(query, headers=op).json()["events"]
+            if len(events) >= 50:
+                break
+            time.sleep(0.1)
+        assert sorted(e["data"]["i"] for e in events) == list(range(50))  # each exactly once
+    finally:
+        srv.stop()
