@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fleetlog.faces.dt import STREAM_HUBS
 from tests.dt.seed import SEED_EXAMPLES, expected
 from tests.dt.server import serve, setup
 
@@ -214,3 +216,21 @@ def test_each_seed_example_published_reads_back_identically_through_the_stream(w
             target = f"projects/plant/devices/{devices[event_type]}"
             event = next(e for e in stream if e["targetName"] == target and e["eventType"] == event_type)
             assert event["data"] == expected(event_type, event["timestamp"]), event_type
+
+
+def test_a_project_has_one_live_feed_however_many_streams_and_none_once_they_close(tmp_path: Path) -> None:
+    with serve(tmp_path) as (url, app), httpx.Client(base_url=url, headers=setup(url), timeout=10) as http:
+        hubs = app.state.services.extras[STREAM_HUBS]
+        bus = app.state.services.bus
+        before = bus.subscribers
+        with (
+            http.stream("GET", STREAM) as one,
+            http.stream("GET", STREAM) as two,
+            http.stream("GET", "/v2/projects/office/devices:stream") as three,
+        ):
+            assert (one.status_code, two.status_code, three.status_code) == (200, 200, 200)
+            assert len(hubs) == 2 and bus.subscribers == before + 2
+        deadline = time.monotonic() + 5
+        while len(hubs) or bus.subscribers != before:  # the server notices the closed connections
+            assert time.monotonic() < deadline, "a stream's feed outlived its clients"
+            time.sleep(0.01)

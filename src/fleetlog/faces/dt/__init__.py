@@ -8,12 +8,13 @@ from fleetlog.faces.dt import devices, emulator, history, projects, serviceaccou
 from fleetlog.faces.dt.accounts import Accounts, load_master_key
 from fleetlog.faces.dt.auth import Authenticator
 from fleetlog.faces.dt.errors import error
-from fleetlog.faces.dt.events import RenderCache
+from fleetlog.faces.dt.fanout import Hubs
 from fleetlog.faces.dt.views import DeviceViews
 from fleetlog.pipeline.connectivity import ConnectivityMonitor
 from fleetlog.pipeline.services import Services
 
 CONNECTIVITY = "dt.connectivity"
+STREAM_HUBS = "dt.stream_hubs"
 
 
 def face(services: Services) -> Face:
@@ -27,6 +28,7 @@ def face(services: Services) -> Face:
         services.ingest, services.directory, services.store, services.bus, services.clock, config.dt_offline_min_seconds
     )
     services.extras[CONNECTIVITY] = monitor
+    hubs = services.extras[STREAM_HUBS] = Hubs(services.store, services.bus, services.directory)
 
     async def connectivity() -> None:
         await monitor.run()
@@ -36,7 +38,7 @@ def face(services: Services) -> Face:
         routes=[
             *token.routes(accounts, auth, services.clock, config.dt_token_audience),
             *emulator.routes(services, auth, views),
-            *stream.routes(services, auth, RenderCache()),
+            *stream.routes(services, auth, hubs),
             *devices.routes(services.directory, auth, views),
             *history.routes(services.directory, auth, services.store, services.clock),
             *serviceaccounts.routes(accounts, auth),

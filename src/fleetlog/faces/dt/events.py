@@ -17,11 +17,8 @@ ethernetStatus `macAddress`/`ipAddress` ("") and `errors` ([]), cellularStatus
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final
-
-import msgspec
 
 from fleetlog.core.catalog.dt import SENSOR_EVENT_TYPES
 from fleetlog.core.event import Event
@@ -31,8 +28,6 @@ from fleetlog.faces.dt.names import device_name
 DT_TYPES: Final = frozenset(t.name for t in SENSOR_EVENT_TYPES)
 FLAT_TYPES: Final = frozenset({"labelsChanged"})
 DEFAULT_TRANSMISSION_MODE: Final = "LOW_POWER_STANDARD_MODE"
-
-_encode = msgspec.json.Encoder().encode
 
 
 def inner_data(event_type: str, data: dict[str, Any], timestamp: str) -> dict[str, Any]:
@@ -128,20 +123,3 @@ def merge_network_status(events: Sequence[Event]) -> dict[str, Any]:
         merged["signalStrength"] = ordered[0]["signalStrength"]
         merged["rssi"] = ordered[0]["rssi"]
     return merged
-
-
-class RenderCache:
-    """Each event's JSON, encoded once however many streams send it (bounded, oldest dropped)."""
-
-    def __init__(self, capacity: int = 8192) -> None:
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-        self._capacity = capacity
-
-    def encoded(self, event: Event) -> bytes:
-        found = self._items.get(event.id)
-        if found is None:
-            found = _encode(event_json(event))
-            self._items[event.id] = found
-            if len(self._items) > self._capacity:
-                self._items.popitem(last=False)
-        return found

@@ -11,18 +11,16 @@
 - After `dt_stream_max_seconds` the stream ends with DT's in-stream error "closing stream" (408),
   and clients reconnect, as with the vendor.
 
-Memory per stream is bounded whatever the reader does: a LiveFeed (bus queue of FEED_CAPACITY
-events; when it overflows, the feed refills from the store) and at most MAX_BUFFERED rendered
-frames waiting for the socket. A reader that stops reading stops its own feed; ingest and other
-streams never wait for it.
+Every stream of a project shares one live feed (see fanout.py): memory per stream is bounded
+(at most MAX_BUFFERED frames), and a reader that stops reading slows no one and loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import msgspec
@@ -30,22 +28,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from fleetlog.core.errors import InvalidInput, NotFound
-from fleetlog.core.event import Event
+from fleetlog.core.errors import InvalidInput
 from fleetlog.core.ids import parse_id
 from fleetlog.core.registry import Role
 from fleetlog.faces.dt import params as qp
 from fleetlog.faces.dt.auth import Authenticator
 from fleetlog.faces.dt.errors import endpoint
-from fleetlog.faces.dt.events import DT_TYPES, RenderCache, ping_json
+from fleetlog.faces.dt.events import DT_TYPES, ping_json
+from fleetlog.faces.dt.fanout import Client, Hub, Hubs
 from fleetlog.faces.dt.filters import FILTER_PARAMS, DeviceFilter
-from fleetlog.pipeline.live import LiveFeed
 from fleetlog.pipeline.services import Services
 
-log = logging.getLogger(__name__)
-
-FEED_CAPACITY: Final = 1000
-MAX_BUFFERED: Final = 1000
 PARAMS: Final = (*FILTER_PARAMS, "event_types", "eventTypes", "ping_interval", "pingInterval", "last_event_id")
 NDJSON: Final = "application/x-ndjson"
 SSE: Final = "text/event-stream"
@@ -63,24 +56,14 @@ CLOSING: Final = msgspec.json.encode(
 )
 _encode = msgspec.json.Encoder().encode
 
-Frame = Callable[[bytes, str], bytes]
+
+def _control(payload: bytes, sse: bool) -> bytes:
+    """A ping or the closing error, framed (without an event id)."""
+    return b"data: " + payload + b"\n\n" if sse else payload + b"\n"
 
 
-def _ndjson(payload: bytes, _event_id: str) -> bytes:
-    return payload + b"\n"
-
-
-def _sse(payload: bytes, event_id: str) -> bytes:
-    head = f"id: {event_id}\n".encode() if event_id else b""
-    return head + b"data: " + payload + b"\n\n"
-
-
-def _result(event_json: bytes) -> bytes:
-    return b'{"result":{"event":' + event_json + b"}}"
-
-
-def routes(services: Services, auth: Authenticator, cache: RenderCache) -> list[Route]:
-    directory, clock = services.directory, services.clock
+def routes(services: Services, auth: Authenticator, hubs: Hubs) -> list[Route]:
+    clock = services.clock
     max_seconds = services.config.dt_stream_max_seconds
 
     @endpoint
@@ -95,97 +78,60 @@ def routes(services: Services, auth: Authenticator, cache: RenderCache) -> list[
         for name in types:
             if name not in DT_TYPES:
                 raise InvalidInput(f"unknown event type {name!r}", "event_types")
-        wanted = frozenset(types) or DT_TYPES
         ping = qp.duration(params, "ping_interval", 0.1, 3600.0) or qp.duration(params, "pingInterval", 0.1, 3600.0)
         resume = request.headers.get("last-event-id") or qp.one(params, "last_event_id") or None
-        if resume is not None and parse_id(resume) is None:
+        parsed = parse_id(resume) if resume is not None else None
+        if resume is not None and parsed is None:
             raise InvalidInput("not an event id of this server", "last_event_id")
-        tenant, ids = caller.tenant, devices.ids
-
-        def match(e: Event) -> bool:
-            return (
-                e.project == project
-                and e.tenant == tenant
-                and e.type in wanted
-                and e.device is not None
-                and (not ids or e.device in ids)
-            )
-
-        feed = LiveFeed(services.store, services.bus, tenant, match, after=resume, capacity=FEED_CAPACITY)
         sse = SSE in request.headers.get("accept", "")
-        frame: Frame = _sse if sse else _ndjson
-
-        async def keep(event: Event) -> bool:
-            if not devices.on_device_properties:
-                return True
-            try:
-                return devices.matches(await directory.device(tenant, event.device or ""))
-            except NotFound:
-                return False
-
-        body = _frames(feed, keep, frame, cache, project, ping, max_seconds, clock.now_us)
+        client = Client(devices, frozenset(types) or DT_TYPES, sse, parsed[0] if parsed else None)
+        hub = hubs.join(caller.tenant, project, client)
+        body = _body(hubs, hub, client, project, ping, max_seconds, clock.now_us)
+        weakref.finalize(body, hub.leave, client)  # also when the body is never sent (the client left)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(body, media_type=SSE if sse else NDJSON, headers=headers)
 
     return [Route("/v2/projects/{project}/devices:stream", stream, methods=["GET"])]
 
 
-async def _frames(
-    feed: LiveFeed,
-    keep: Callable[[Event], Awaitable[bool]],
-    frame: Frame,
-    cache: RenderCache,
+async def _body(
+    hubs: Hubs,
+    hub: Hub,
+    client: Client,
     project: str,
     ping: float | None,
     max_seconds: float,
     now_us: Callable[[], int],
 ) -> AsyncIterator[bytes]:
-    """The response body: a pump task moves events from the feed into a bounded buffer; this
-    generator writes whatever has gathered as one chunk (one socket write for many events)."""
-    buffer: list[bytes] = []
-    ready, room = asyncio.Event(), asyncio.Event()
-    room.set()
-
-    async def pump() -> None:
-        async for event in feed:
-            if not await keep(event):
-                continue
-            buffer.append(frame(_result(cache.encoded(event)), event.id))
-            ready.set()
-            if len(buffer) >= MAX_BUFFERED:
-                room.clear()
-                await room.wait()
-
-    task = asyncio.create_task(pump(), name="dt-stream-pump")
+    """Whatever has gathered for the client, as one chunk (one socket write for many events);
+    the store while it is catching up; pings; the closing error at the end."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     next_ping = start + ping if ping else math.inf
     deadline = start + max_seconds
     try:
-        while True:
-            if not buffer:
-                if task.done():
-                    if not task.cancelled() and task.exception() is not None:
-                        log.error("stream feed failed", exc_info=task.exception())
-                    return
+        while not hub.failed:
+            if client.buffer:
+                chunk = b"".join(client.buffer)
+                client.buffer.clear()
+                yield chunk
+            elif client.behind:
+                chunk = await hubs.catch_up(hub, client)
+                if chunk:
+                    yield chunk
+            else:
+                client.ready.clear()
                 try:
                     async with asyncio.timeout(max(0.0, min(next_ping, deadline) - loop.time())):
-                        await ready.wait()
+                        await client.ready.wait()
                 except TimeoutError:
                     pass
-            ready.clear()
-            if buffer:
-                chunk = b"".join(buffer)
-                buffer.clear()
-                room.set()
-                yield chunk
             now = loop.time()
             if now >= next_ping:
-                yield frame(_result(_encode(ping_json(project, now_us()))), "")
+                yield _control(_encode({"result": {"event": ping_json(project, now_us())}}), client.sse)
                 next_ping = now + (ping or math.inf)
             if now >= deadline:
-                yield frame(CLOSING, "")
+                yield _control(CLOSING, client.sse)
                 return
     finally:
-        task.cancel()
-        feed.close()
+        hub.leave(client)
