@@ -227,3 +227,11 @@ def test_published_events_arrive_through_the_stream_within_a_second(fleetlog: Fl
         stop.set()
         dt.Emulator.publish_event(device, "plant", dt.events.Touch())  # lets the reader see the stop flag
         reader.join(10)
+
+
+def test_the_service_account_also_reaches_data_connectors(fleetlog: Fleetlog) -> None:
+    """The DT face lends its authenticator to the connectors face (`/v2/.../dataconnectors`)."""
+    assert dt.DataConnector.list_data_connectors("office") == []
+    narrow = fleetlog.service_account("plant", ["roles/project.user"])
+    with pytest.raises(dt.errors.Forbidden):
+        dt.DataConnector.list_data_connectors("office", auth=narrow)

@@ -15,6 +15,7 @@ from fleetlog.pipeline.services import Services
 
 CONNECTIVITY = "dt.connectivity"
 STREAM_HUBS = "dt.stream_hubs"
+AUTHENTICATE = "dt.authenticate"  # used by the connectors face for /v2/projects/{p}/dataconnectors
 
 
 def face(services: Services) -> Face:
@@ -23,6 +24,7 @@ def face(services: Services) -> Face:
         services.documents, services.clock, lambda: load_master_key(config.dt_secret_key, config.data_dir)
     )
     auth = Authenticator(services.directory, accounts, services.clock, config.dt_token_seconds)
+    services.extras[AUTHENTICATE] = auth.principal
     views = DeviceViews(services.store)
     monitor = ConnectivityMonitor(
         services.ingest, services.directory, services.store, services.bus, services.clock, config.dt_offline_min_seconds
