@@ -73,15 +73,6 @@ class Config:
     delivery_checkpoint_seconds: float = 1.0  # how often cursors are saved
     delivery_max_connectors: int = 100  # connectors and webhooks per tenant
     delivery_max_loop_lag_seconds: float = 0.005  # ingest first: pushes slow down past this loop lag (0: off)
-    delivery_timeout_seconds: float = 10.0  # one push; no answer in time is a failure
-    delivery_max_age_seconds: float = 43200.0  # undelivered events older than this are dropped (12 h)
-    delivery_disable_after_seconds: float = 432000.0  # failing this long: SYSTEM_DISABLED (5 days)
-    delivery_retry_base_seconds: float = 1.0  # back-off: up to base * 2^n, full jitter
-    delivery_retry_max_seconds: float = 300.0
-    delivery_lanes: int = 16  # concurrent pushes per connector (order kept per device)
-    delivery_window: int = 1000  # events held in memory per connector, whatever the backlog
-    delivery_checkpoint_seconds: float = 1.0  # how often cursors are saved
-    delivery_max_connectors: int = 100  # connectors and webhooks per tenant
 
     @property
     def database(self) -> Path:
