@@ -97,11 +97,14 @@ def cpu_seconds(pid: int) -> float:
 
 @contextmanager
 def child(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    output = tempfile.TemporaryFile()  # noqa: SIM115 -- closed below, after the child
+    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=output, stderr=output)
     try:
-        wait_listening(port, proc)
+        try:
+            wait_listening(port, proc)
+        except RuntimeError as exc:
+            output.seek(0)
+            raise RuntimeError(f"{exc}: {output.read().decode(errors='replace')[-2000:]}") from None
         yield proc
     finally:
         proc.terminate()
@@ -110,6 +113,7 @@ def child(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iter
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        output.close()
 
 
 @contextmanager
@@ -237,24 +241,34 @@ def backlog(total: int) -> dict[str, Any]:
     return out
 
 
+SETUPS = {  # label: (connectors, their event types, receiver mode, server settings)
+    "no connector": (0, None, "ok", {}),
+    "10 following": (10, ["co2"], "ok", {}),  # their type never comes: they read the log and skip
+    "10 dead endpoints": (10, None, "hang", {}),  # backlogs behind endpoints that never answer
+    "10 pushing everything": (10, None, "ok", {}),  # backlogs being pushed as fast as they go
+    "10 pushing, no pacing": (10, None, "ok", {"FLEETLOG_DELIVERY_MAX_LOOP_LAG_SECONDS": "0"}),
+}
+
+
 def ingest_with_connectors(total: int, repeats: int) -> dict[str, Any]:
-    """Batch ingest speed (the median of `repeats` runs) with no connector, with 10 connectors
-    following the log (their filter matches nothing that comes: they read and skip), and with
-    10 connectors on dead endpoints (backlogs)."""
+    """Batch ingest speed (the median of `repeats` runs) next to 10 connectors in each state."""
     out: dict[str, Any] = {"events": total, "repeats": repeats}
-    setups = ("no connector", "10 following", "10 dead endpoints")
-    rates: dict[str, list[float]] = {label: [] for label in setups}
+    rates: dict[str, list[float]] = {label: [] for label in SETUPS}
+    pushed: dict[str, list[float]] = {label: [] for label in SETUPS}
     for _ in range(repeats):
-        for label in setups:  # interleaved, so drift on a shared machine hits each setup alike
-            with fleetlog() as (url, _proc), receiver("hang" if "dead" in label else "ok") as (target, _):
-                for _ in range(10 if label != "no connector" else 0):
-                    connector(url, target, events=["co2"] if label == "10 following" else None)
-                asyncio.run(ingest(url, 20_000))  # warm up (and, when dead, build backlogs)
+        for label, (n, types, mode, env) in SETUPS.items():  # interleaved: drift hits each alike
+            with fleetlog(env) as (url, _proc), receiver(mode) as (target, counter):
+                for _ in range(n):
+                    connector(url, target, events=types)
+                asyncio.run(ingest(url, 20_000))  # warm up (and build backlogs)
+                before, started = count(counter), time.perf_counter()
                 rates[label].append(asyncio.run(ingest(url, total)))
-                log(f"  {label}: {rates[label][-1]:,.0f} events/s")
-    for label in setups:
+                pushed[label].append((count(counter) - before) / (time.perf_counter() - started))
+                log(f"  {label}: {rates[label][-1]:,.0f} events/s, {pushed[label][-1]:,.0f} pushes/s")
+    for label in SETUPS:
         out[label] = {
             "ingest_events_per_s": round(statistics.median(rates[label])),
+            "pushes_per_s": round(statistics.median(pushed[label])),
             "runs": [round(r) for r in rates[label]],
         }
     return out
@@ -293,8 +307,9 @@ def ingest_while_pushing(rate: float, seconds: float) -> dict[str, Any]:
     """Single-event ingest latency at a fixed rate, without connectors and with 10 connectors
     each pushing every event (10 x rate signed pushes/s)."""
     out: dict[str, Any] = {"rate": rate, "seconds": seconds}
-    for label, n in (("no connector", 0), ("10 pushing everything", 10)):
-        with fleetlog() as (url, _proc), receiver() as (target, counter):
+    for label in ("no connector", "10 pushing everything", "10 pushing, no pacing"):
+        n, _, _, env = SETUPS[label]
+        with fleetlog(env) as (url, _proc), receiver() as (target, counter):
             for _ in range(n):
                 connector(url, target)
             asyncio.run(paced(url, rate, 3))  # warm up

@@ -183,6 +183,18 @@ def test_events_before_a_connector_exists_are_not_pushed(fleet: Fleet, receiver:
     assert receiver.accepted_ids() == after != before
 
 
+def test_events_before_a_connector_exists_are_not_pushed_even_in_the_same_millisecond(
+    timed_fleet: Fleet, receiver: Receiver
+) -> None:
+    fleet = timed_fleet  # its clock stands still: every event so far has the same arrival time
+    before = ids_of(fleet.ingest([event(), event("sensor-2")]))
+    dt_connector(fleet, receiver.url)
+    after = ids_of(fleet.ingest([event()]))
+    receiver.wait_for(lambda r: len(r) >= 1)
+    assert receiver.accepted_ids() == after
+    assert not set(before) & set(receiver.accepted_ids())
+
+
 def test_replay_pushes_again_from_a_point_in_time(fleet: Fleet, receiver: Receiver) -> None:
     connector = dt_connector(fleet, receiver.url)
     sent = ids_of(fleet.ingest([event(), event("sensor-2"), event()]))

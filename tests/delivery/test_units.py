@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import random
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from fleetlog.core.catalog.dt import EXAMPLES
 from fleetlog.core.event import Event
 from fleetlog.core.registry import Device, Project, Tenant
 from fleetlog.delivery import dt_body
-from fleetlog.delivery.feed import HeadTracker, LogFeed, seq_of
+from fleetlog.delivery.feed import LogFeed, Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.retry import RetryPolicy, parse_retry_after
 from fleetlog.delivery.sender import Attempt
@@ -154,11 +154,13 @@ def ev(i: int, tenant: str = "acme", type_: str = "n") -> Event:
 
 async def test_a_slow_feed_refills_from_the_store_and_skips_nothing(world: tuple[SqliteStorage, MemoryBus]) -> None:
     storage, bus = world
-    heads = HeadTracker(bus)
-    feed = LogFeed(storage.events, bus, heads, "acme", lambda e: e.type == "n", after_seq=0, capacity=5, page=7)
+    tap = Tap(bus)
+    tapping = asyncio.create_task(tap.run())
+    feed = LogFeed(storage.events, tap, "acme", [None], ["n"], lambda e: e.type == "n", after_seq=0, capacity=5, page=7)
     got: list[int] = []
-    for burst in range(10):  # the bus queue (5) overflows between reads
+    for burst in range(10):  # the feed's queue (5) overflows between reads
         await storage.events.append([ev(burst * 20 + i) for i in range(20)] + [ev(-1, "other"), ev(-2, type_="m")])
+        await asyncio.sleep(0)  # the tap hands the new events out
         got += [e.data["i"] for e in await feed.next(13, idle_seconds=0.01)]
     while True:
         batch = await feed.next(13, idle_seconds=0.05)
@@ -166,15 +168,16 @@ async def test_a_slow_feed_refills_from_the_store_and_skips_nothing(world: tuple
             break
         got += [e.data["i"] for e in batch]
     assert got == list(range(200))
-    assert feed.store_reads > 1
+    assert feed.store_reads > 2 and feed.dropped > 0  # it did overflow and refill
     feed.close()
-    heads.close()
+    tapping.cancel()
 
 
 async def test_an_idle_feed_moves_past_events_it_does_not_take(world: tuple[SqliteStorage, MemoryBus]) -> None:
     storage, bus = world
-    heads = HeadTracker(bus)
-    feed = LogFeed(storage.events, bus, heads, "acme", lambda e: e.type == "n", after_seq=0)
+    tap = Tap(bus)
+    tapping = asyncio.create_task(tap.run())
+    feed = LogFeed(storage.events, tap, "acme", [None], ["n"], lambda e: e.type == "n", after_seq=0)
     assert await feed.next(10, idle_seconds=0.01) == []
     stored = await storage.events.append([ev(1, type_="m"), ev(2, type_="m")])
     assert await feed.next(10, idle_seconds=0.01) == []
@@ -182,7 +185,34 @@ async def test_an_idle_feed_moves_past_events_it_does_not_take(world: tuple[Sqli
     taken = await storage.events.append([ev(3)])
     assert await asyncio.wait_for(feed.next(10, idle_seconds=1), 5) == [taken[0].event]
     feed.close()
-    heads.close()
+    tapping.cancel()
+
+
+async def test_the_tap_hands_events_only_to_feeds_indexed_for_them(world: tuple[SqliteStorage, MemoryBus]) -> None:
+    storage, bus = world
+    tap = Tap(bus)
+    tapping = asyncio.create_task(tap.run())
+    offered: list[str] = []
+
+    def counting(name: str) -> Callable[[Event], bool]:
+        def match(event: Event) -> bool:
+            offered.append(name)
+            return True
+
+        return match
+
+    feeds = [
+        LogFeed(storage.events, tap, "acme", ["p"], ["n"], counting("p/n"), after_seq=0),
+        LogFeed(storage.events, tap, "acme", [None], ["m"], counting("*/m"), after_seq=0),
+        LogFeed(storage.events, tap, "acme", [None], [None], counting("*/*"), after_seq=0),
+        LogFeed(storage.events, tap, "other", [None], [None], counting("other"), after_seq=0),
+    ]
+    await storage.events.append([ev(1), ev(2, type_="m")])
+    await asyncio.sleep(0.05)
+    assert sorted(offered) == ["*/*", "*/*", "*/m", "p/n"]
+    for feed in feeds:
+        feed.close()
+    tapping.cancel()
 
 
 # -- pacing ------------------------------------------------------------------------------------

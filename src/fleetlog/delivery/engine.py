@@ -22,7 +22,7 @@ import msgspec
 from fleetlog.core.errors import Conflict, NotFound
 from fleetlog.core.event import Event
 from fleetlog.core.ids import COUNTER_BITS
-from fleetlog.delivery.feed import HeadTracker
+from fleetlog.delivery.feed import Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.model import CONNECTOR_KIND, STATE_KIND, Connector, DeliveryState, Flavour, Status
 from fleetlog.delivery.pacer import Pacer
@@ -37,6 +37,7 @@ from fleetlog.ports.store import EventStore
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (tenant, connector id)
+HEAD_LOOKBACK_US = 60_000_000
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -70,7 +71,7 @@ class DeliveryEngine:
         self._workers: dict[Key, Worker] = {}
         self._metrics: dict[Key, ConnectorMetrics] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
-        self._heads: HeadTracker | None = None
+        self._tap: Tap | None = None
         self._running = False
         self._background: set[asyncio.Task[None]] = set()
         self.pacer = Pacer(settings.max_loop_lag_seconds)
@@ -80,9 +81,12 @@ class DeliveryEngine:
     # -- the background task ----------------------------------------------------------------
 
     async def run(self) -> None:
-        self._heads = HeadTracker(self._bus)
+        self._tap = Tap(self._bus)
         self._running = True
-        pacing = asyncio.create_task(self.pacer.run(), name="delivery:pacer")
+        helpers = [
+            asyncio.create_task(self._tap.run(), name="delivery:tap"),
+            asyncio.create_task(self.pacer.run(), name="delivery:pacer"),
+        ]
         try:
             while True:
                 try:
@@ -94,13 +98,14 @@ class DeliveryEngine:
             await asyncio.Event().wait()
         finally:
             self._running = False
-            pacing.cancel()
+            for helper in helpers:
+                helper.cancel()
             for task in list(self._background):
                 task.cancel()
             workers, self._workers = list(self._workers.values()), {}
             await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
             await self._sender.close()
-            self._heads.close()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _start_all(self) -> None:
         after: str | None = None
@@ -116,15 +121,14 @@ class DeliveryEngine:
             after = docs[-1][1]
 
     def _deps(self) -> Deps:
-        assert self._heads is not None
+        assert self._tap is not None
         return Deps(
             store=self._store,
-            bus=self._bus,
             documents=self._documents,
             directory=self._directory,
             clock=self._clock,
             sender=self._sender,
-            heads=self._heads,
+            tap=self._tap,
             settings=self.settings,
             sleep=lambda seconds: self.sleep(seconds),
             pacer=self.pacer,
@@ -140,7 +144,10 @@ class DeliveryEngine:
         if not self._running or connector.status is not Status.ACTIVE:
             return
         doc = await self._documents.get(connector.tenant, STATE_KIND, connector.id)
-        state = msgspec.convert(doc, DeliveryState) if doc is not None else DeliveryState(seq=self._head(connector))
+        if doc is not None:
+            state = msgspec.convert(doc, DeliveryState)
+        else:
+            state = DeliveryState(seq=await self._head(connector))
         worker = Worker(connector, state, self.metrics(connector.tenant, connector.id), self._deps())
         self._workers[key] = worker
         worker.start()
@@ -148,10 +155,21 @@ class DeliveryEngine:
     async def _save_state(self, connector: Connector, state: DeliveryState) -> None:
         await self._documents.put(connector.tenant, STATE_KIND, connector.id, msgspec.to_builtins(state))
 
-    def _head(self, connector: Connector) -> int:
-        """Where a connector starts: after everything committed so far."""
-        known = self._heads.head(connector.tenant) if self._heads else 0
-        return max(known, seq_at(self._clock.now_us()))
+    async def _head(self, connector: Connector) -> int:
+        """Where a connector starts: after everything its tenant has committed so far.
+
+        Read from the store, from a minute before now on (sequence numbers follow the clock;
+        the pages after that are few): the clock alone is not enough, as sequence numbers may
+        run ahead of it (many events in one millisecond, a clock stepped back)."""
+        position = seq_at(self._clock.now_us() - HEAD_LOOKBACK_US)
+        if self._tap is not None:
+            position = max(position, self._tap.head(connector.tenant))
+        while True:
+            page = await self._store.since(connector.tenant, position, 1000)
+            if page:
+                position = seq_of(page[-1])
+            if len(page) < 1000:
+                return position
 
     def _system_disable(self, connector: Connector) -> None:
         async def disable() -> None:
@@ -227,7 +245,7 @@ class DeliveryEngine:
         connector.created = connector.updated = self._clock.now_us()
         key = _key(connector)
         async with self._lock(key):
-            await self._save_state(connector, DeliveryState(seq=self._head(connector)))
+            await self._save_state(connector, DeliveryState(seq=await self._head(connector)))
             await self._documents.put(connector.tenant, CONNECTOR_KIND, connector.id, msgspec.to_builtins(connector))
             await self._apply(connector)
         return connector
@@ -242,7 +260,7 @@ class DeliveryEngine:
                 worker = self._workers.pop(key, None)
                 if worker is not None:
                     await worker.stop()
-                await self._save_state(connector, DeliveryState(seq=self._head(connector)))
+                await self._save_state(connector, DeliveryState(seq=await self._head(connector)))
             await self._documents.put(connector.tenant, CONNECTOR_KIND, connector.id, msgspec.to_builtins(connector))
             await self._apply(connector)
         return connector
@@ -267,7 +285,7 @@ class DeliveryEngine:
             if worker is not None:
                 await worker.stop()
             state = DeliveryState(
-                seq=seq_at(since_us), replay_until=self._head(connector), replay_at=self._clock.now_us()
+                seq=seq_at(since_us), replay_until=await self._head(connector), replay_at=self._clock.now_us()
             )
             if worker is not None:
                 state.failing_since = worker.state.failing_since

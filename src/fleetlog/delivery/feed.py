@@ -1,16 +1,21 @@
 """A connector's view of the event log: its tenant's matching events after a position, in
 commit order. The log is the queue; nothing is copied into a queue of its own.
 
-While behind, a feed reads the store in pages; once caught up, it follows the bus. The bus
-queue is bounded: if it overflows (a slow connector), the feed notices the drop and reads the
-store again, so nothing is skipped and memory stays bounded (the same scheme as LiveFeed,
-plus what a cursor needs: batches, a position that also moves past events that don't match,
-and waits that return so the caller can checkpoint).
+While behind, a feed reads the store in pages; once caught up, it takes new events from the
+tap. Its queue is bounded: if it overflows (a slow connector), the feed notices and reads the
+store again, so nothing is skipped and memory stays bounded (the scheme of LiveFeed, plus what
+a cursor needs: batches, a position that also moves past events that don't match, and waits
+that return so the caller can checkpoint).
+
+The tap is the engine's one bus subscription. It looks at each committed event once and hands
+it only to the feeds indexed under its tenant, project and type, so connectors that do not
+want an event cost ingest nothing, however many there are.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, deque
 from collections.abc import Callable
 
 from fleetlog.core.event import Event
@@ -18,90 +23,147 @@ from fleetlog.ports.bus import Bus
 from fleetlog.ports.store import EventStore
 
 Match = Callable[[Event], bool]
+Key = tuple[str, str | None, str | None]  # (tenant, project or any, type or any)
+TAP_CAPACITY = 10_000
 
 
 def seq_of(event: Event) -> int:
     return int(event.id[:16], 16)
 
 
-class HeadTracker:
-    """The newest committed position of each tenant, as the bus publishes it.
+class Tap:
+    def __init__(self, bus: Bus, capacity: int = TAP_CAPACITY) -> None:
+        self._index: dict[Key, set[LogFeed]] = {}
+        self._tenants: Counter[str] = Counter()
+        self._heads: dict[str, int] = {}
+        self._sub = bus.subscribe(lambda e: e.tenant in self._tenants, capacity)
 
-    Its match function records and queues nothing. Publishing is in commit order and every
-    subscriber of one publish sees it at once, so when a feed has taken everything from its own
-    queue, it has seen every matching event up to the tenant's head and may move its position
-    there: a connector that rarely matches still keeps a recent cursor (a short restart)."""
+    def attach(self, feed: LogFeed, keys: list[Key]) -> None:
+        for key in keys:
+            self._index.setdefault(key, set()).add(feed)
+        self._tenants[keys[0][0]] += 1
 
-    def __init__(self, bus: Bus) -> None:
-        self._heads: dict[str, str] = {}
-        self._sub = bus.subscribe(self._see, capacity=1)
-
-    def _see(self, event: Event) -> bool:
-        self._heads[event.tenant] = event.id
-        return False
+    def detach(self, feed: LogFeed, keys: list[Key]) -> None:
+        for key in keys:
+            feeds = self._index.get(key)
+            if feeds is not None:
+                feeds.discard(feed)
+                if not feeds:
+                    del self._index[key]
+        tenant = keys[0][0]
+        self._tenants[tenant] -= 1
+        if self._tenants[tenant] <= 0:
+            del self._tenants[tenant]
 
     def head(self, tenant: str) -> int:
-        last = self._heads.get(tenant)
-        return int(last[:16], 16) if last else 0
+        """The newest position handed out for `tenant`: every event up to it has been offered
+        to each feed that might want it."""
+        return self._heads.get(tenant, 0)
 
-    def close(self) -> None:
-        self._sub.close()
+    async def run(self) -> None:
+        dropped_seen = 0
+        try:
+            while True:
+                event = await self._sub.get()
+                if self._sub.dropped != dropped_seen:  # the tap fell behind: every feed refills
+                    dropped_seen = self._sub.dropped
+                    for feeds in self._index.values():
+                        for feed in feeds:
+                            feed.lost()
+                self._dispatch(event)
+                while (more := self._sub.get_nowait()) is not None:
+                    self._dispatch(more)
+        finally:
+            self._sub.close()
+
+    def _dispatch(self, e: Event) -> None:
+        t, p, y = e.tenant, e.project, e.type
+        index = self._index
+        for key in ((t, p, y), (t, p, None), (t, None, y), (t, None, None)):
+            feeds = index.get(key)
+            if feeds:
+                for feed in feeds:
+                    feed.offer(e)
+        self._heads[t] = seq_of(e)
 
 
 class LogFeed:
     def __init__(
         self,
         store: EventStore,
-        bus: Bus,
-        heads: HeadTracker,
+        tap: Tap,
         tenant: str,
+        projects: list[str | None],
+        types: list[str | None],
         match: Match,
         after_seq: int,
         capacity: int = 1000,
         page: int = 500,
     ) -> None:
+        """`projects`/`types`: what to index the feed under ([None]: any); `match`: the full test."""
         self._store = store
-        self._heads = heads
+        self._tap = tap
         self._tenant = tenant
         self._match = match
         self._page = page
-        # Subscribe before the first store read, so nothing falls between the two.
-        self._sub = bus.subscribe(lambda e: e.tenant == tenant and match(e), capacity)
+        self._capacity = capacity
+        self._queue: deque[Event] = deque()
+        self._ready = asyncio.Event()
+        self.dropped = 0
         self._dropped_seen = 0
         self._behind = True
         self.position = after_seq  # every event at or below it has been returned or skipped
         self.store_reads = 0
+        # Attach before the first store read, so nothing falls between the two.
+        self._keys: list[Key] = [(tenant, p, y) for p in projects for y in types]
+        tap.attach(self, self._keys)
 
     def close(self) -> None:
-        self._sub.close()
+        self._tap.detach(self, self._keys)
+
+    # -- what the tap calls ---------------------------------------------------------------
+
+    def offer(self, event: Event) -> None:
+        if not self._match(event):
+            return
+        if len(self._queue) >= self._capacity:
+            self.lost()
+            return
+        self._queue.append(event)
+        self._ready.set()
+
+    def lost(self) -> None:
+        self.dropped += 1
+        self._ready.set()
+
+    # -- what the worker calls ------------------------------------------------------------
 
     async def next(self, limit: int, idle_seconds: float) -> list[Event]:
         """Up to `limit` (>= 1) matching events after the position; [] if none came within
         `idle_seconds` of being caught up."""
         while True:
+            if self.dropped != self._dropped_seen:
+                self._dropped_seen = self.dropped
+                self._queue.clear()
+                self._behind = True
             if self._behind:
                 found = await self._read_store(limit)
                 if found:
                     return found
                 if self._behind:
                     continue
-            if self._sub.dropped != self._dropped_seen:
-                self._dropped_seen = self._sub.dropped
-                while self._sub.get_nowait() is not None:
-                    pass
-                self._behind = True
-                continue
             found = self._take(limit)
             if found:
                 return found
-            # Everything published so far has been seen: the position may move to the head.
-            self.position = max(self.position, self._heads.head(self._tenant))
-            event = await self._wait(idle_seconds)
-            if event is None:
+            if self.dropped != self._dropped_seen:
+                continue
+            # Everything handed out so far was seen: the position may move to the head.
+            self.position = max(self.position, self._tap.head(self._tenant))
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), idle_seconds)
+            except TimeoutError:
                 return []
-            if self._sub.dropped == self._dropped_seen and seq_of(event) > self.position:
-                self.position = seq_of(event)
-                return [event, *self._take(limit - 1)]
 
     async def _read_store(self, limit: int) -> list[Event]:
         page_size = max(1, min(self._page, limit))
@@ -118,32 +180,12 @@ class LogFeed:
 
     def _take(self, limit: int) -> list[Event]:
         found: list[Event] = []
-        while len(found) < limit:
-            event = self._sub.get_nowait()
-            if event is None:
-                break
+        queue = self._queue
+        while queue and len(found) < limit:
+            event = queue.popleft()
             seq = seq_of(event)
             if seq <= self.position:
                 continue  # already read from the store
             self.position = seq
             found.append(event)
         return found
-
-    async def _wait(self, seconds: float) -> Event | None:
-        """The next bus event, or None after `seconds`. An event is taken off the queue only
-        when `get` returns, so a timeout never loses one."""
-        getter = asyncio.ensure_future(self._sub.get())
-        done, _ = await asyncio.wait({getter}, timeout=seconds)
-        if getter not in done:
-            getter.cancel()
-        try:
-            return await getter
-        except asyncio.CancelledError:
-            if getter.cancelled() and not _current_cancelling():
-                return None
-            raise
-
-
-def _current_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

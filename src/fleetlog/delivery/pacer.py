@@ -14,7 +14,7 @@ import asyncio
 import math
 
 INTERVAL = 0.02  # seconds between lag samples
-FLOOR = 20.0  # pushes/s never go below this, whatever the lag
+FLOOR = 100.0  # pushes/s never go below this, whatever the lag: delivery always progresses
 GROWTH = 1.1  # per calm sample
 BACKOFF = 0.7  # times the rate just achieved, per late sample
 

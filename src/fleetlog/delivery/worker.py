@@ -27,7 +27,7 @@ from fleetlog.core.errors import NotFound
 from fleetlog.core.event import Event
 from fleetlog.core.registry import Device
 from fleetlog.delivery import dt_body, native_body
-from fleetlog.delivery.feed import HeadTracker, LogFeed, seq_of
+from fleetlog.delivery.feed import LogFeed, Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.model import STATE_KIND, Connector, DeliveryState, Flavour
 from fleetlog.delivery.pacer import Pacer
@@ -35,7 +35,6 @@ from fleetlog.delivery.retry import RetryPolicy
 from fleetlog.delivery.sender import Attempt, Sender
 from fleetlog.delivery.signing import sign
 from fleetlog.pipeline.directory import Directory
-from fleetlog.ports.bus import Bus
 from fleetlog.ports.clock import Clock
 from fleetlog.ports.documents import DocumentStore
 from fleetlog.ports.store import EventStore
@@ -63,12 +62,11 @@ class Deps:
     """What every worker shares, handed down by the engine."""
 
     store: EventStore
-    bus: Bus
     documents: DocumentStore
     directory: Directory
     clock: Clock
     sender: Sender
-    heads: HeadTracker
+    tap: Tap
     settings: Settings
     sleep: Sleep
     pacer: Pacer
@@ -102,11 +100,12 @@ class Worker:
         self._disabled = False
         self._feed = LogFeed(
             deps.store,
-            deps.bus,
-            deps.heads,
+            deps.tap,
             connector.tenant,
-            connector.in_scope,
-            state.seq,
+            projects=[connector.project],
+            types=list(connector.filter.types) or [None],
+            match=connector.in_scope,
+            after_seq=state.seq,
             capacity=s.window,
         )
         self._tasks: list[asyncio.Task[None]] = []
