@@ -342,6 +342,9 @@ def main() -> None:
     parser.add_argument("--stalled", type=int, default=10, help="clients that never read (phase 2)")
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--processes", type=int, default=2, help="reader processes")
+    parser.add_argument(
+        "--warmup", type=float, default=0.0, help="seconds of load before measuring, so SQLite's page caches are full"
+    )
     args = parser.parse_args()
 
     port = free_port()
@@ -379,6 +382,9 @@ def main() -> None:
                     raise SystemExit(f"the server did not start:\n{log.read_text()}")
                 time.sleep(0.05)
             devices = setup(url, args.devices)
+            if args.warmup:
+                print(f"warm-up: {args.rate:g} events/s for {args.warmup:g} s, no clients", flush=True)
+                asyncio.run(phase(url, server.pid, 1, args.rate, args.warmup, 0, devices, 1))
             results = {}
             for name, stalled in (("fan-out", 0), ("with stalled readers", args.stalled)):
                 gc.collect()

@@ -36,7 +36,7 @@ from fleetlog.ports.store import EventStore
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED: Final = 1000
-FEED_CAPACITY: Final = 10_000
+FEED_CAPACITY: Final = 2000
 CATCH_UP_PAGE: Final = 500
 _encode = msgspec.json.Encoder().encode
 Key = tuple[str, str]

@@ -119,6 +119,8 @@ async def _body(
                 chunk = await hubs.catch_up(hub, client)
                 if chunk:
                     yield chunk
+                elif client.behind:
+                    await asyncio.sleep(0.01)  # the hub is ahead of what the store shows yet: no busy loop
             else:
                 client.ready.clear()
                 try:
