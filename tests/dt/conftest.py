@@ -50,7 +50,6 @@ class DT:
     client: TestClient
     clock: FakeClock | None
     op: dict[str, str] = field(default_factory=lambda: bearer(OPERATOR_TOKEN))
-    accounts: dict[str, Account] = field(default_factory=dict)
 
     def account(
         self, project: str, roles: list[str] | None = None, tenant: str = "acme", basic: bool = False

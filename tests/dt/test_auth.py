@@ -177,3 +177,13 @@ def test_an_operator_names_the_tenant_or_the_project_finds_it(dt: DT) -> None:
     ok(dt.client.get("/v2/projects", headers={**dt.op, "X-Fleetlog-Tenant": "globex"}))
     assert dt.client.post("/v1/tenants/globex/projects", json={"id": "plant"}, headers=dt.op).status_code == 201
     assert dt_error(dt.client.get("/v2/projects/plant/devices", headers=dt.op), 400).startswith("X-Fleetlog-Tenant:")
+
+
+def test_a_key_deleted_by_another_process_stops_working_within_30_seconds(timed: DT) -> None:
+    account = timed.account("plant")
+    ok(timed.client.get("/v2/projects/plant/devices", headers=account.headers))
+    documents = timed.client.app.state.services.documents  # type: ignore[attr-defined]
+    timed.client.portal.call(documents.delete, "", "dt.key", account.key_id)  # type: ignore[attr-defined]
+    assert timed.clock is not None
+    timed.clock.advance(31)
+    assert "deleted" in dt_error(timed.client.get("/v2/projects/plant/devices", headers=account.headers), 401)

@@ -166,7 +166,7 @@ class Accounts:
             raise NotFound("service account", account_id)
         return account
 
-    async def in_project_all(self, tenant: str, project: str) -> list[ServiceAccount]:
+    async def of_project(self, tenant: str, project: str) -> list[ServiceAccount]:
         out: list[ServiceAccount] = []
         after: str | None = None
         while True:

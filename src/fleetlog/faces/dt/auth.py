@@ -27,6 +27,7 @@ from fleetlog.ports.clock import Clock
 TENANT_HEADER: Final = "x-fleetlog-tenant"
 TOKEN_ISSUER: Final = "fleetlog-dt"
 _CACHE_SIZE: Final = 10_000
+CACHE_SECONDS: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class Authenticator:
         self._accounts = accounts
         self._clock = clock
         self.token_seconds = token_seconds
-        # access token -> (principal, expiry µs); cleared whenever a key or account is removed
+        # access token -> (principal, until µs); cleared whenever a key or account is removed here
         self._tokens: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
 
     def forget(self) -> None:
@@ -87,7 +88,8 @@ class Authenticator:
         if record is None or account is None or account.id != claims["sub"]:
             raise Unauthenticated("the key of this access token was deleted")
         principal = account.principal(record.id)
-        self._tokens[token] = (principal, expires)
+        # Re-checked at least every CACHE_SECONDS: a key deleted by another process stops working soon.
+        self._tokens[token] = (principal, min(expires, now + CACHE_SECONDS * 1_000_000))
         if len(self._tokens) > _CACHE_SIZE:
             self._tokens.popitem(last=False)
         return principal

@@ -59,7 +59,7 @@ def _in_data(exc: FleetlogError, event_type: str) -> FleetlogError:
 def routes(services: Services, auth: Authenticator, views: DeviceViews) -> list[Route]:
     directory, ingest = services.directory, services.ingest
 
-    async def device_type_of(name: str, field: str) -> str:
+    def device_type_of(name: str, field: str) -> str:
         if device_type(name) is None:
             raise InvalidInput(f"unknown device type {name!r}", field)
         return name
@@ -83,7 +83,7 @@ def routes(services: Services, auth: Authenticator, views: DeviceViews) -> list[
         await auth.require(caller, project, Role.WRITE)
         qp.check_known(request.query_params, [])
         body = await decode(request, EmulatedDeviceIn)
-        kind = await device_type_of(body.type, "type")
+        kind = device_type_of(body.type, "type")
         device = await directory.create_device(
             Device(
                 id=new_id("emu"),
@@ -129,7 +129,7 @@ def routes(services: Services, auth: Authenticator, views: DeviceViews) -> list[
             raise InvalidInput("does not name this device", "name")
         changed = msgspec.structs.replace(
             device,
-            type=device.type if body.type is None else await device_type_of(body.type, "type"),
+            type=device.type if body.type is None else device_type_of(body.type, "type"),
             labels=device.labels if body.labels is None else body.labels,
         )
         if changed != device:

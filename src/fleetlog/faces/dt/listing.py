@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any, Final
 
 from starlette.datastructures import QueryParams
@@ -135,7 +136,7 @@ class DeviceListing:
         tenant: str,
         projects: tuple[str, ...] | None,
         flt: DeviceFilter,
-        keep: Any,
+        keep: Callable[[Device], bool],
         after: str | None,
         want: int | None,
     ) -> list[Device]:

@@ -62,7 +62,7 @@ def routes(accounts: Accounts, auth: Authenticator) -> list[Route]:
     async def list_accounts(request: Request) -> Response:
         caller, project = await admin(request)
         qp.check_known(request.query_params, qp.PAGE_PARAMS)
-        found = await accounts.in_project_all(caller.tenant, project)
+        found = await accounts.of_project(caller.tenant, project)
         return JSONResponse({"serviceAccounts": [account_json(a) for a in found], "nextPageToken": ""})
 
     @endpoint
