@@ -12,10 +12,12 @@ as it arrives. fleetlog:
 acknowledges it. Sustained rate = messages stored between 10 % and 90 % of the backlog / time.
 A live run also measures fleetlog while a publisher sends at full speed.
 
-UDP: a sender process sends datagrams from 100 loopback addresses (127.0.0.x, each a device's
-allocated address) as fast as it can for a while. Floor: a bare asyncio receiver that only counts.
-fleetlog: `fleetlog serve` with the UDP transport, storing each datagram as an upstreamMessage.
-Rate = datagrams stored per second in the middle of the window; what was lost is counted.
+UDP: a sender process sends 64-byte datagrams from 100 loopback addresses (127.0.0.x, each a
+device's allocated address). Floor: a bare asyncio receiver that only counts, with the sender
+flat out. fleetlog: `fleetlog serve` with the UDP transport, storing each datagram as an
+upstreamMessage, first with the sender paced at `--udp-rate` (25,000/s), then flat out. Rate =
+datagrams stored per second in the middle of the window; what was lost is counted, and the CPU
+fleetlog spent per stored datagram.
 
 Everything runs on 127.0.0.1 of this machine. Results: a table on stdout and JSON in
 bench/results/span-transports-<time>.json.
@@ -187,11 +189,12 @@ def publish(port: int, n: int, topic_of: Any, client_id: str) -> float:
     client.connect(HOST, port)
     client.loop_start()
     start = time.perf_counter()
-    last = None
+    infos = []
     for i in range(n):
-        last = client.publish(topic_of(i), payload, qos=1)
-    assert last is not None
-    last.wait_for_publish(600)
+        if i >= 30_000:  # paho has 65,535 packet ids: keep fewer than that unacknowledged
+            infos[i - 30_000].wait_for_publish(600)
+        infos.append(client.publish(topic_of(i), payload, qos=1))
+    infos[-1].wait_for_publish(600)
     elapsed = time.perf_counter() - start
     client.disconnect()
     client.loop_stop()
@@ -302,7 +305,7 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
 
 SENDER = r"""
 import socket, sys, time
-port, seconds, n_addr = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+port, seconds, n_addr, rate = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 socks = []
 for i in range(n_addr):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -311,11 +314,18 @@ for i in range(n_addr):
 payload = b"x" * 64
 dest = ("127.0.0.1", port)
 sent = 0
-end = time.monotonic() + seconds
-while time.monotonic() < end:
-    for s in socks:
-        s.sendto(payload, dest)
-    sent += n_addr
+start = time.monotonic()
+end = start + seconds
+while True:
+    now = time.monotonic()
+    if now >= end:
+        break
+    due = int((now - start) * rate) if rate else sent + n_addr  # rate 0: as fast as possible
+    while sent < due:
+        socks[sent % n_addr].sendto(payload, dest)
+        sent += 1
+    if rate:
+        time.sleep(0.001)
 print(sent)
 """
 
@@ -347,14 +357,47 @@ def udp_rcvbuf_errors() -> int:
     return int(values[head.index("RcvbufErrors")])
 
 
-def send(port: int, seconds: float) -> subprocess.Popen[str]:
+def send(port: int, seconds: float, rate: float = 0.0) -> subprocess.Popen[str]:
+    """A sender process: `rate` datagrams/s, or as fast as it can (0)."""
     return subprocess.Popen(
-        [sys.executable, "-c", SENDER, str(port), str(seconds), str(DEVICES)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SENDER, str(port), str(seconds), str(DEVICES), str(rate)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
-def bench_udp(workdir: Path, seconds: float) -> dict[str, Any]:
+def udp_run(server: Fleetlog, port: int, seconds: float, rate: float) -> dict[str, Any]:
+    """Send for `seconds` at `rate` (0: flat out); what fleetlog stored, at what rate, lost, CPU."""
+    base = int(server.transport("udp").get("stored", 0))
+    errors0, cpu0 = udp_rcvbuf_errors(), server.cpu()
+    sender = send(port, seconds, rate)
+    samples: list[tuple[float, int]] = []
+    while sender.poll() is None:
+        samples.append((time.monotonic(), int(server.transport("udp").get("stored", 0))))
+        time.sleep(0.25)
+    sent = int(sender.communicate()[0])
+    time.sleep(2.0)  # let fleetlog store what it had queued
+    stored = int(server.transport("udp").get("stored", 0)) - base
+    cpu = server.cpu() - cpu0
+    middle = [s for s in samples if samples[0][0] + seconds * 0.2 <= s[0] <= samples[0][0] + seconds * 0.8]
+    stored_rate = (middle[-1][1] - middle[0][1]) / (middle[-1][0] - middle[0][0]) if len(middle) > 1 else 0.0
+    return {
+        "offered_rate": rate or None,
+        "sent": sent,
+        "send_rate": round(sent / seconds),
+        "stored": stored,
+        "stored_rate": round(stored_rate),
+        "lost": sent - stored,
+        "kernel_rcvbuf_errors": udp_rcvbuf_errors() - errors0,
+        "fleetlog_cpu_seconds": round(cpu, 1),
+        "cpu_us_per_datagram": round(cpu / max(stored, 1) * 1e6, 1),
+    }
+
+
+def bench_udp(workdir: Path, seconds: float, paced_rate: float) -> dict[str, Any]:
     out: dict[str, Any] = {"seconds": seconds, "payload_bytes": 64, "source_addresses": DEVICES}
+    # The floor and the flat-out run use a sender that takes a whole core of this machine; the
+    # paced run offers a fixed rate, which leaves fleetlog the other core.
     # Floor: a bare receiver that only counts.
     port = free_port(socket.SOCK_DGRAM)
     receiver = subprocess.Popen(
@@ -391,34 +434,13 @@ def bench_udp(workdir: Path, seconds: float) -> dict[str, Any]:
             c.post("/span/ciot/attach", json={"imsi": f"24201{d:010d}", "ip": f"127.0.0.{10 + d}"}).raise_for_status()
     while server.transport("udp").get("state") != "listening":
         time.sleep(0.05)
-    errors0, cpu0 = udp_rcvbuf_errors(), server.cpu()
-    sender = send(port, seconds)
-    samples: list[tuple[float, int]] = []
-    while sender.poll() is None:
-        samples.append((time.monotonic(), int(server.transport("udp").get("stored", 0))))
-        time.sleep(0.25)
-    sent_text, _ = sender.communicate()
-    sent = int(sent_text)
-    time.sleep(2.0)  # let fleetlog store what it had queued
-    status = server.transport("udp")
-    middle = [s for s in samples if samples[0][0] + seconds * 0.2 <= s[0] <= samples[0][0] + seconds * 0.8]
-    rate = (middle[-1][1] - middle[0][1]) / (middle[-1][0] - middle[0][0]) if len(middle) > 1 else 0.0
-    out.update(
-        {
-            "fleetlog_stored_rate": round(rate),
-            "sent": sent,
-            "send_rate": round(sent / seconds),
-            "stored": status.get("stored", 0),
-            "lost": sent - int(status.get("stored", 0)),
-            "kernel_rcvbuf_errors": udp_rcvbuf_errors() - errors0,
-            "fleetlog_cpu_seconds": round(server.cpu() - cpu0, 1),
-        }
-    )
-    log(
-        f"  udp fleetlog: stores {out['fleetlog_stored_rate']:,} datagrams/s sustained "
-        f"(sent {out['send_rate']:,}/s; {out['lost']:,} of {sent:,} lost, "
-        f"{out['kernel_rcvbuf_errors']:,} in the kernel)"
-    )
+    for label, rate in (("paced", paced_rate), ("flat out", 0.0)):
+        out[label.replace(" ", "_")] = run = udp_run(server, port, seconds, rate)
+        log(
+            f"  udp fleetlog, sender {label}: stores {run['stored_rate']:,} datagrams/s sustained "
+            f"(offered {run['send_rate']:,}/s; {run['lost']:,} of {run['sent']:,} lost, "
+            f"{run['kernel_rcvbuf_errors']:,} of them in the kernel; {run['cpu_us_per_datagram']} µs CPU each)"
+        )
     server.stop()
     return out
 
@@ -429,6 +451,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["mqtt", "udp"])
     parser.add_argument("--mqtt-messages", type=int, default=200_000)
     parser.add_argument("--udp-seconds", type=float, default=20.0)
+    parser.add_argument("--udp-rate", type=float, default=25_000, help="datagrams/s of the paced run")
     args = parser.parse_args()
     n = 20_000 if args.quick else args.mqtt_messages
     seconds = 5.0 if args.quick else args.udp_seconds
@@ -440,7 +463,7 @@ def main() -> None:
             results["mqtt"] = bench_mqtt(work, n)
         if args.only in (None, "udp"):
             log("UDP")
-            results["udp"] = bench_udp(work, seconds)
+            results["udp"] = bench_udp(work, seconds, args.udp_rate)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"span-transports-{time.strftime('%Y%m%d-%H%M%S')}.json"

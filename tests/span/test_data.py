@@ -143,6 +143,11 @@ def test_a_reallocated_address_belongs_to_the_new_device(span: Span) -> None:
         "both datagrams to be stored",
     )
     assert {e["device"]: e["data"]["payload"] for e in got} == {"sensor-1": b64(b"one"), "sensor-2": b64(b"two")}
+    listed = data(span)[0]
+    assert listed["udpMetaData"] == {
+        "localPort": span.udp_port,
+        "remotePort": span.udp_socket("127.0.0.30").getsockname()[1],
+    }
 
 
 def test_attach_reports_need_the_operator(span: Span) -> None:

@@ -47,6 +47,10 @@ class Outbox:
     async def has_pending(self, tenant: str, device: str) -> bool:
         return (tenant, device) in await self._pending_set()
 
+    async def pending_devices(self) -> set[tuple[str, str]]:
+        """The (tenant, device) pairs with messages waiting (a live view: do not change it)."""
+        return await self._pending_set()
+
     async def add(self, tenant: str, collection: str, device: str, payload: bytes) -> dict[str, Any]:
         now = self._clock.now_us()
         message_id = sortable_id(now)

@@ -153,7 +153,11 @@ def data_message(event: Event, device: dict[str, Any] | None) -> dict[str, Any]:
     out["transport"] = str(d.get("transport", "unspecified"))
     out["messageId"] = event.id
     if d.get("transport") == "udp":
-        out["udpMetaData"] = {"localPort": int(d.get("localPort", 0)), "remotePort": int(d.get("remotePort", 0))}
+        remote_port = str(d.get("remoteAddress", "")).rpartition(":")[2]
+        out["udpMetaData"] = {
+            "localPort": int(d.get("localPort", 0)),
+            "remotePort": int(remote_port) if remote_port.isdigit() else 0,
+        }
     if d.get("topic"):
         out["mqttMetaData"] = {"topic": d["topic"]}
     gateway = event.gateway or d.get("gatewayId")

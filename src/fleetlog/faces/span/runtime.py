@@ -171,10 +171,11 @@ class SpanRuntime:
         out: list[Downlink] = []
         events: list[Event] = []
         now = self.services.clock.now_us()
+        pending = await self.outbox.pending_devices()
         for i, item in enumerate(items):
-            if not stored[i] or item.transport == "gateway":
-                continue
-            if not await self.outbox.has_pending(item.tenant, item.device.id):
+            if not pending:
+                break
+            if not stored[i] or item.transport == "gateway" or (item.tenant, item.device.id) not in pending:
                 continue
             for message in await self.outbox.take(item.tenant, item.device.id, item.transport):
                 payload = unb64(message["payload"])

@@ -48,6 +48,7 @@ class SpanDeviceSink:
         addrs: list[Address] = []
         ciot = self.runtime.ciot
         owners: dict[str, tuple[str, Device] | None] = {}  # per batch: a device sends many
+        local = str(local_port)
         for payload, (ip, port) in datagrams:
             if ip in owners:
                 owner = owners[ip]
@@ -58,7 +59,7 @@ class SpanDeviceSink:
             if owner is None:
                 status.refused += 1
                 continue
-            extra = {"remoteAddress": f"{ip}:{port}", "remotePort": str(port), "localPort": str(local_port)}
+            extra = {"remoteAddress": f"{ip}:{port}", "localPort": local}
             items.append(Uplink(owner[0], owner[1], payload, "udp", "imsi", extra))
             addrs.append((ip, port))
         stored, downlinks = await self.runtime.uplink(items)
