@@ -124,6 +124,8 @@ class LogFeed:
     # -- what the tap calls ---------------------------------------------------------------
 
     def offer(self, event: Event) -> None:
+        if self.dropped != self._dropped_seen:
+            return  # a gap is pending: the store refill will cover this one too (costs ingest ~nothing)
         if not self._match(event):
             return
         if len(self._queue) >= self._capacity:
@@ -133,8 +135,9 @@ class LogFeed:
         self._ready.set()
 
     def lost(self) -> None:
-        self.dropped += 1
-        self._ready.set()
+        if self.dropped == self._dropped_seen:
+            self.dropped += 1
+            self._ready.set()
 
     # -- what the worker calls ------------------------------------------------------------
 
