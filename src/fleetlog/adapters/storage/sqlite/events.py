@@ -26,14 +26,14 @@ from fleetlog.ports.store import AppendResult, AppendStatus, Dedupe
 # Up to this many index ranges are read side by side (UNION ALL, each already in order and
 # limited); beyond it one range is read with the rest as a filter.
 MAX_BRANCHES = 64
-_MASK64 = (1 << 64) - 1
+_id_bytes = struct.Struct(">Qq").pack  # the 32 hex digits of an id: seq, then the tail's 64 bits
 Row = tuple[int, int, int, bytes]  # seq, tail, time, doc
 
 
 def _event(row: Row | tuple[int, int, bytes]) -> Event:
     seq, tail, doc = row[0], row[1], row[-1]
     event = unpack(doc)
-    event.id = f"{seq:016x}{tail & _MASK64:016x}"
+    event.id = _id_bytes(seq, tail).hex()
     return event
 
 
@@ -167,7 +167,7 @@ class SqliteEventStore:
                         own_natural.setdefault(nkey, []).append(e)
                     seq = next_seq(e.received // 1000)
                     tail = next(tails)
-                    e.id = f"{seq:016x}{tail & _MASK64:016x}"
+                    e.id = _id_bytes(seq, tail).hex()
                     when = e.time
                     rows.append(
                         (

@@ -1,0 +1,1 @@
+"""fleetlog benchmarks: `uv run python -m bench --help`. See bench/README.md."""
