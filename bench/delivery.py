@@ -3,7 +3,7 @@ receiver, server memory with a dead endpoint and a large backlog, ingest speed w
 connectors.
 
     uv run python -m bench.delivery                    # everything (1M backlog: a few minutes)
-    uv run python -m bench.delivery --only pushes      # some of: pushes, backlog, ingest
+    uv run python -m bench.delivery --only pushes      # some of: pushes, backlog, ingest, overhead
     uv run python -m bench.delivery --backlog 100000   # a smaller backlog
 
 fleetlog runs exactly as `fleetlog serve` (one uvicorn worker) in a child process; the receiver
@@ -321,16 +321,78 @@ def ingest_while_pushing(rate: float, seconds: float) -> dict[str, Any]:
     return out
 
 
+async def _overhead_run(connectors: int, types: list[str] | None, target: str, total: int) -> dict[str, float]:
+    """In one process, without HTTP: the store, the bus and the engine, appends of 1,000 events."""
+    from fleetlog.adapters.bus.memory import MemoryBus
+    from fleetlog.adapters.storage.sqlite import SqliteStorage
+    from fleetlog.core.catalog import builtin_catalog
+    from fleetlog.core.event import Event
+    from fleetlog.core.registry import Device, Project, Tenant
+    from fleetlog.delivery.engine import DeliveryEngine, running
+    from fleetlog.delivery.model import Connector, Filter, Flavour
+    from fleetlog.delivery.worker import Settings
+    from fleetlog.pipeline.directory import Directory
+    from fleetlog.ports.clock import SystemClock
+
+    with tempfile.TemporaryDirectory(prefix="bench-delivery-") as data:
+        bus = MemoryBus()
+        storage = SqliteStorage(Path(data) / "fleetlog.db", bus=bus)
+        await storage.registry.create_tenant(Tenant(id="acme"))
+        await storage.registry.create_project(Project(id="plant", tenant="acme"))
+        for i in range(DEVICES):
+            await storage.registry.create_device(Device(id=f"dev-{i}", tenant="acme", project="plant"))
+        clock = SystemClock()
+        directory = Directory(storage.registry, clock, builtin_catalog())
+        engine = DeliveryEngine(storage.events, bus, storage.documents, directory, clock, Settings(timeout_seconds=60))
+        async with running(engine):
+            for _ in range(connectors):
+                await engine.create(
+                    Connector(id="", tenant="acme", flavour=Flavour.DT, project="plant", url=target,
+                              secret="bench-secret-of-thirty-two-bytes!", filter=Filter(types=types or []))
+                )
+
+            async def append(n: int) -> float:
+                now = clock.now_us()
+                started = time.perf_counter()
+                for _ in range(n // 1000):
+                    await storage.events.append([Event(tenant="acme", project="plant", device=f"dev-{i % DEVICES}",
+                                                       type="touch", time=now, received=now) for i in range(1000)])
+                return n / (time.perf_counter() - started)
+
+            await append(20_000)
+            cpu = time.process_time()
+            rate = await append(total)
+            cpu_us = (time.process_time() - cpu) / total * 1e6
+        storage.close()
+    return {"events_per_s": round(rate), "cpu_us_per_event": round(cpu_us, 1)}
+
+
+def overhead(total: int, repeats: int) -> dict[str, Any]:
+    """What connectors cost the commit path itself (CPU per event, all threads), in-process."""
+    setups = {"no connector": (0, None, "ok"), "10 following": (10, ["co2"], "ok"),
+              "10 dead endpoints": (10, None, "hang")}
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in setups}
+    for _ in range(repeats):
+        for label, (n, types, mode) in setups.items():
+            with receiver(mode) as (target, _):
+                runs[label].append(asyncio.run(_overhead_run(n, types, target, total)))
+                log(f"  {label}: {runs[label][-1]}")
+    return {
+        label: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for label, results in runs.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["pushes", "backlog", "ingest"])
+    parser.add_argument("--only", action="append", choices=["pushes", "backlog", "ingest", "overhead"])
     parser.add_argument("--pushes", type=int, default=100_000, help="events pushed in the throughput run")
     parser.add_argument("--backlog", type=int, default=1_000_000, help="events behind the dead endpoint")
     parser.add_argument("--ingest", type=int, default=200_000, help="events per batch ingest run")
     parser.add_argument("--repeats", type=int, default=3, help="batch ingest runs per setup")
     parser.add_argument("--rate", type=float, default=250.0, help="single-event ingest rate while pushing")
     args = parser.parse_args()
-    only = set(args.only or ["pushes", "backlog", "ingest"])
+    only = set(args.only or ["pushes", "backlog", "ingest", "overhead"])
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cores": os.cpu_count()}
     if "pushes" in only:
         results["pushes"] = []
@@ -347,6 +409,10 @@ def main() -> None:
         results["ingest"] = ingest_with_connectors(args.ingest, args.repeats)
         log(f"ingest at {args.rate:,.0f} events/s, one per request ...")
         results["ingest_while_pushing"] = ingest_while_pushing(args.rate, 20)
+    if "overhead" in only:
+        log("overhead: CPU per committed event, in-process, 100,000 events per run ...")
+        results["overhead"] = overhead(100_000, args.repeats)
+        log(f"  {results['overhead']}")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"delivery-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -33,32 +33,54 @@ def seq_of(event: Event) -> int:
 
 class Tap:
     def __init__(self, bus: Bus, capacity: int = TAP_CAPACITY) -> None:
-        self._index: dict[Key, set[LogFeed]] = {}
+        # Lists are replaced, never changed in place: a dispatch in progress keeps its own.
+        self._index: dict[Key, list[LogFeed]] = {}
         self._tenants: Counter[str] = Counter()
-        self._heads: dict[str, int] = {}
+        self._heads: dict[str, str] = {}  # tenant -> id of the newest event handed out
         self._sub = bus.subscribe(lambda e: e.tenant in self._tenants, capacity)
 
     def attach(self, feed: LogFeed, keys: list[Key]) -> None:
-        for key in keys:
-            self._index.setdefault(key, set()).add(feed)
+        self._add(feed, keys)
         self._tenants[keys[0][0]] += 1
 
     def detach(self, feed: LogFeed, keys: list[Key]) -> None:
-        for key in keys:
-            feeds = self._index.get(key)
-            if feeds is not None:
-                feeds.discard(feed)
-                if not feeds:
-                    del self._index[key]
+        self._remove(feed, keys)
         tenant = keys[0][0]
         self._tenants[tenant] -= 1
         if self._tenants[tenant] <= 0:
             del self._tenants[tenant]
 
+    def park(self, feed: LogFeed, keys: list[Key]) -> None:
+        """A feed with a gap will read the store anyway: hand it nothing until it resumes."""
+        self._remove(feed, keys)
+
+    def resume(self, feed: LogFeed, keys: list[Key]) -> None:
+        self._add(feed, keys)
+
+    def _add(self, feed: LogFeed, keys: list[Key]) -> None:
+        for key in keys:
+            feeds = self._index.get(key, [])
+            if feed not in feeds:
+                self._index[key] = [*feeds, feed]
+
+    def _remove(self, feed: LogFeed, keys: list[Key]) -> None:
+        for key in keys:
+            remaining = [f for f in self._index.get(key, []) if f is not feed]
+            if remaining:
+                self._index[key] = remaining
+            else:
+                self._index.pop(key, None)
+
     def head(self, tenant: str) -> int:
         """The newest position handed out for `tenant`: every event up to it has been offered
         to each feed that might want it."""
-        return self._heads.get(tenant, 0)
+        last = self._heads.get(tenant)
+        return int(last[:16], 16) if last else 0
+
+    def lose_all(self) -> None:
+        for feeds in list(self._index.values()):
+            for feed in feeds:
+                feed.lost()
 
     async def run(self) -> None:
         dropped_seen = 0
@@ -67,9 +89,7 @@ class Tap:
                 event = await self._sub.get()
                 if self._sub.dropped != dropped_seen:  # the tap fell behind: every feed refills
                     dropped_seen = self._sub.dropped
-                    for feeds in self._index.values():
-                        for feed in feeds:
-                            feed.lost()
+                    self.lose_all()
                 self._dispatch(event)
                 while (more := self._sub.get_nowait()) is not None:
                     self._dispatch(more)
@@ -84,7 +104,7 @@ class Tap:
             if feeds:
                 for feed in feeds:
                     feed.offer(e)
-        self._heads[t] = seq_of(e)
+        self._heads[t] = e.id
 
 
 class LogFeed:
@@ -124,8 +144,6 @@ class LogFeed:
     # -- what the tap calls ---------------------------------------------------------------
 
     def offer(self, event: Event) -> None:
-        if self.dropped != self._dropped_seen:
-            return  # a gap is pending: the store refill will cover this one too (costs ingest ~nothing)
         if not self._match(event):
             return
         if len(self._queue) >= self._capacity:
@@ -136,8 +154,9 @@ class LogFeed:
 
     def lost(self) -> None:
         if self.dropped == self._dropped_seen:
-            self.dropped += 1
-            self._ready.set()
+            self._tap.park(self, self._keys)  # until the refill: a stuck connector costs ingest nothing
+        self.dropped += 1
+        self._ready.set()
 
     # -- what the worker calls ------------------------------------------------------------
 
@@ -148,6 +167,7 @@ class LogFeed:
             if self.dropped != self._dropped_seen:
                 self._dropped_seen = self.dropped
                 self._queue.clear()
+                self._tap.resume(self, self._keys)  # before the store read: nothing falls between
                 self._behind = True
             if self._behind:
                 found = await self._read_store(limit)
