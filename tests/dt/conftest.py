@@ -50,6 +50,7 @@ class DT:
     client: TestClient
     clock: FakeClock | None
     op: dict[str, str] = field(default_factory=lambda: bearer(OPERATOR_TOKEN))
+    state: dict[str, Any] = field(default_factory=dict)  # for tests that reuse things across examples
 
     def account(
         self, project: str, roles: list[str] | None = None, tenant: str = "acme", basic: bool = False
