@@ -63,6 +63,11 @@ def fleetlog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleetlog]:
 def test_authenticates_and_reads_projects_and_devices(fleetlog: Fleetlog) -> None:
     project = dt.Project.get_project("plant")
     assert (project.project_id, project.organization_id) == ("plant", "acme")
+    assert sorted(p.project_id for p in dt.Project.list_projects(organization_id="acme")) == ["office", "plant"]
+    made = dt.Emulator.create_device("office", dt.Device.MOTION)
+    everywhere = dt.Device.list_devices("-", organization_id="acme", project_ids=["office"])
+    assert [d.device_id for d in everywhere] == [made.device_id]
+    dt.Emulator.delete_device(made.device_id, "office")
     assert dt.Device.list_devices("office") == []
 
 
