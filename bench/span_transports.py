@@ -10,7 +10,7 @@ client) draining the same backlog with fleetlog's session settings, acknowledgin
 as it arrives. fleetlog:
 `fleetlog serve` with the MQTT transport, which stores every message (group commit) before it
 acknowledges it. Sustained rate = messages stored between 10 % and 90 % of the backlog / time.
-A live run also measures fleetlog while a publisher sends at full speed.
+A live run also measures fleetlog while ten `mosquitto_pub` publishers send at full speed.
 
 UDP: a sender process sends 64-byte datagrams from 100 loopback addresses (127.0.0.x, each a
 device's allocated address). Floor: a bare asyncio receiver that only counts, with the sender
@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEVICES = 100
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 
 
 def log(message: str) -> None:
@@ -177,28 +178,25 @@ class Fleetlog:
 # -- MQTT ------------------------------------------------------------------------------------
 
 
-def publish(port: int, n: int, topic_of: Any, client_id: str) -> float:
-    """Publish n QoS 1 messages (284 bytes) as fast as the broker takes them; returns msg/s."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    payload = b"x" * 284
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.max_inflight_messages_set(2000)
-    client.max_queued_messages_set(0)
-    client.connect(HOST, port)
-    client.loop_start()
+def publish(port: int, n: int, topics: list[str]) -> float:
+    """Publish n QoS 1 messages (284 bytes) spread over `topics`, one `mosquitto_pub` (C) per
+    topic, all at once; returns msg/s."""
+    lines = ("x" * 284 + "\n").encode()
+    procs = []
     start = time.perf_counter()
-    infos = []
-    for i in range(n):
-        if i >= 30_000:  # paho has 65,535 packet ids: keep fewer than that unacknowledged
-            infos[i - 30_000].wait_for_publish(600)
-        infos.append(client.publish(topic_of(i), payload, qos=1))
-    infos[-1].wait_for_publish(600)
-    elapsed = time.perf_counter() - start
-    client.disconnect()
-    client.loop_stop()
-    return n / elapsed
+    for k, topic in enumerate(topics):
+        count = n // len(topics) + (1 if k < n % len(topics) else 0)
+        proc = subprocess.Popen(
+            [MOSQUITTO_PUB, "-h", HOST, "-p", str(port), "-t", topic, "-q", "1", "-l", "-i", f"pub-{k}"],
+            stdin=subprocess.PIPE,
+        )
+        procs.append((proc, lines * count))
+    for proc, data in procs:
+        proc.communicate(data)
+    for proc, _ in procs:
+        if proc.returncode != 0:
+            raise RuntimeError(f"mosquitto_pub failed: {proc.returncode}")
+    return n / (time.perf_counter() - start)
 
 
 def broker_drain(port: int, topic: str, n: int, client_id: str, connect_only: bool = False) -> float:
@@ -248,7 +246,7 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
     try:
         # Floor: a bare subscriber drains the backlog.
         broker_drain(broker.port, "floor/+/up", n, "floor-sub", connect_only=True)
-        out["publish_rate"] = round(publish(broker.port, n, lambda i: f"floor/{i % DEVICES}/up", "pub-floor"))
+        out["publish_rate"] = round(publish(broker.port, n, [f"floor/{d}/up" for d in range(10)]))
         out["floor_drain_rate"] = round(broker_drain(broker.port, "floor/+/up", n, "floor-sub"))
         log(
             f"  mqtt floor: mosquitto_sub drains {out['floor_drain_rate']:,} msg/s "
@@ -264,7 +262,7 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
         while server.transport("mqtt").get("state") != "connected":
             time.sleep(0.05)
         server.stop()  # the broker keeps the session (and queues for it) while fleetlog is away
-        publish(broker.port, n, lambda i: f"span/bench/fleet/dev-{i % DEVICES}/up", "pub-backlog")
+        publish(broker.port, n, [f"span/bench/fleet/dev-{d}/up" for d in range(10)])
         # The broker is paused while fleetlog starts, so that the drain is measured from its start.
         key = server.key
         server = Fleetlog(data, env)
@@ -286,7 +284,7 @@ def bench_mqtt(workdir: Path, n: int) -> dict[str, Any]:
         # Live: a publisher at full speed while fleetlog stores.
         base = int(server.transport("mqtt").get("stored", 0))
         start = time.monotonic()
-        rate = publish(broker.port, n, lambda i: f"span/bench/fleet/dev-{i % DEVICES}/up", "pub-live")
+        rate = publish(broker.port, n, [f"span/bench/fleet/dev-{d}/up" for d in range(10)])
         samples, status = watch(server, "mqtt", base + n, timeout=600)
         end = next((t for t, c in samples if c >= base + n), samples[-1][0])
         out["live_publish_rate"] = round(rate)
@@ -455,7 +453,12 @@ def main() -> None:
     args = parser.parse_args()
     n = 20_000 if args.quick else args.mqtt_messages
     seconds = 5.0 if args.quick else args.udp_seconds
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cores": os.cpu_count()}
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cores": os.cpu_count(),
+        "load_average_start": round(os.getloadavg()[0], 1),
+    }
+    log(f"load average {results['load_average_start']} (2 cores shared with other work skew every figure)")
     with tempfile.TemporaryDirectory(prefix="span-bench-") as tmp:
         work = Path(tmp)
         if args.only in (None, "mqtt"):
@@ -464,6 +467,8 @@ def main() -> None:
         if args.only in (None, "udp"):
             log("UDP")
             results["udp"] = bench_udp(work, seconds, args.udp_rate)
+    results["load_average_end"] = round(os.getloadavg()[0], 1)
+    log(f"load average {results['load_average_end']}")
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"span-transports-{time.strftime('%Y%m%d-%H%M%S')}.json"
