@@ -84,6 +84,8 @@ def test_revoked_keys_stop_working(fleet: Fleet) -> None:
 
 def test_devices_update_move_label_filter_and_delete(fleet: Fleet) -> None:
     c, op = fleet.client, fleet.operator
+    with_attrs = c.patch("/v1/tenants/acme/devices/sensor-2", json={"attrs": {"productNumber": "102058"}}, headers=op)
+    assert with_attrs.status_code == 200 and with_attrs.json()["attrs"] == {"productNumber": "102058"}
     moved = c.patch("/v1/tenants/acme/devices/sensor-2", json={"project": "office", "labels": {"k": "v"}}, headers=op)
     assert moved.status_code == 200 and moved.json()["project"] == "office" and moved.json()["labels"] == {"k": "v"}
     event = c.post("/v1/tenants/acme/events", json={"type": "touch", "device": "sensor-2"}, headers=fleet.writer).json()

@@ -64,6 +64,7 @@ def device_out(d: Device) -> dict[str, Any]:
         "project": d.project,
         "type": d.type,
         "labels": d.labels,
+        "attrs": d.attrs,
         "created": rfc3339(d.created),
         "updated": rfc3339(d.updated),
     }
@@ -204,7 +205,9 @@ def routes(services: Services) -> list[Route]:
         body = await _body(request, DeviceIn)
         await directory.require(principal, tenant_id, body.project, Role.ADMIN)
         device = await directory.create_device(
-            Device(id=body.id, tenant=tenant_id, project=body.project, type=body.type, labels=body.labels)
+            Device(
+                id=body.id, tenant=tenant_id, project=body.project, type=body.type, labels=body.labels, attrs=body.attrs
+            )
         )
         return JSONResponse(device_out(device), status_code=201)
 
@@ -234,6 +237,7 @@ def routes(services: Services) -> list[Route]:
             project=patch.project or device.project,
             type=device.type if patch.type is None else patch.type,
             labels=device.labels if patch.labels is None else patch.labels,
+            attrs=device.attrs if patch.attrs is None else patch.attrs,
         )
         return JSONResponse(device_out(await directory.update_device(changed)))
 

@@ -125,12 +125,15 @@ class DeviceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: Name
     type: Annotated[str, msgspec.Meta(max_length=64)] = ""
     labels: Labels = {}
+    # Face-specific attributes (DT productNumber, heartbeat_seconds; Span imsi/imei; firmware_version).
+    attrs: dict[str, Any] = {}
 
 
 class DevicePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     project: Name | None = None
     type: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     labels: Labels | None = None
+    attrs: dict[str, Any] | None = None  # replaces the whole map
 
 
 class KeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
