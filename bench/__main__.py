@@ -367,7 +367,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2500.0, help="fixed rate of the latency run (default 2500)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections, single-event ingest")
     parser.add_argument("--batch", type=int, default=1000, help="events per batch request (default 1000)")
-    parser.add_argument("--batch-connections", type=int, default=4, help="wrk connections, batch ingest")
+    parser.add_argument("--batch-connections", type=int, default=8, help="wrk connections, batch ingest")
     parser.add_argument("--keep", action="store_true", help="keep bench/.cache/ingest (server log, data)")
     parser.add_argument(
         "--nice",

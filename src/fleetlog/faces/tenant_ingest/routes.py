@@ -11,12 +11,14 @@ Access rules (documented in docs/api/tenant-ingest.md):
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from fleetlog.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from fleetlog.core.event import Event, SourceKind
@@ -141,7 +143,20 @@ def routes(services: Services) -> list[Route]:
             )
         return JSONResponse(_render(result.event), status_code=201)
 
-    return [Route(PATH, report_event, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])]
+    return [Route(PATH, _Asgi(report_event), methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])]
+
+
+class _Asgi:
+    """The endpoint as a plain ASGI app: the same request and response objects, without the
+    wrappers Starlette puts around a function endpoint on every request. (This face answers
+    every error itself; anything unexpected still reaches the app's error middleware.)"""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._handler(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 def _describe(exc: InvalidInput) -> str:
