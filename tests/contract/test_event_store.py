@@ -254,3 +254,11 @@ async def test_deferred_inbox_keeps_payloads_until_done(storage: Any) -> None:
     assert [p for _, p in taken] == [b"one", b"two"]
     await storage.inbox.done([taken[0][0]])
     assert [p for _, p in await storage.inbox.take(10)] == [b"two"]
+
+
+async def test_a_removed_devices_events_are_still_found_by_its_id(storage: Any) -> None:
+    await storage.events.append([ev("d2", t=i) for i in range(3)])
+    assert await storage.registry.delete_device("acme", "d2") is True
+    page = await storage.events.query(EventQuery(tenant="acme", devices=("d2",), limit=10))
+    assert len(page.events) == 3 and {e.device for e in page.events} == {"d2"}
+    assert await storage.registry.get_device("acme", "d2") is None

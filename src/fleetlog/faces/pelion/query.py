@@ -45,9 +45,6 @@ class Request:
     after: Event | None = None
     total: bool = False
     max_scan: int = DEFAULT_MAX_SCAN
-    # Filtered device ids the registry no longer knows: the store cannot look their events up
-    # by device, so they are found by scanning (with the other filters narrowing the scan).
-    deleted_devices: frozenset[str] = frozenset()
 
 
 def key(event: Event) -> tuple[int, int]:
@@ -78,8 +75,6 @@ def residual_param(request: Request) -> str | None:
     """The first given filter the store cannot apply itself (None: the store applies them all)."""
     filters = request.filters
     for field_name, op, name in filters.given:
-        if field_name == "device_id" and op in ("eq", "in") and request.deleted_devices:
-            return name
         if field_name == "description" or (op in ("neq", "nin") and field_name in ("id", "date_time")):
             return name
         if field_name == "device_id" and op in ("neq", "nin") and filters.device_id.allowed is None:
@@ -99,7 +94,7 @@ def store_queries(request: Request) -> list[EventQuery] | None:
     base = EventQuery(
         tenant=request.tenant,
         projects=request.projects,
-        devices=tuple(sorted(devices)) if devices is not None and not request.deleted_devices else (),
+        devices=tuple(sorted(devices)) if devices is not None else (),
         types=tuple(sorted(types)) if types is not None else (),
         exclude_types=tuple(sorted(f.event_type.excluded)) if types is None else (),
         since=f.date_time.gte,
@@ -188,9 +183,6 @@ async def list_events(store: EventStore, request: Request) -> Listing:
                 if found:
                     return Listing(found, True, await _total(store, request) if request.total else None)
                 why = f"no match among the first {request.max_scan} events this filter reads"
-                if request.deleted_devices:
-                    gone = ", ".join(sorted(request.deleted_devices)[:3])
-                    why = f"{gone}: not a registered device (any more), so its events are searched by reading; {why}"
                 raise InvalidInput(f"{why}; narrow it with date_time or event_type", residual)
     finally:
         await stream.aclose()

@@ -113,7 +113,6 @@ async def list_request(services: Services, principal: Principal, tenant: str, pa
         if after is None or not principal.sees_project(tenant, after.project):
             raise InvalidInput(f"no device event {after_id!r} in this account", "after")
     return pq.Request(
-        deleted_devices=await _deleted(services, tenant, filters.device_id.effective),
         tenant=tenant,
         projects=(principal.project,) if principal.project else (),
         filters=filters,
@@ -123,19 +122,6 @@ async def list_request(services: Services, principal: Principal, tenant: str, pa
         total=parse_include(_one(params, "include")),
         max_scan=services.config.pelion_max_scan_events,
     )
-
-
-async def _deleted(services: Services, tenant: str, devices: frozenset[str] | None) -> frozenset[str]:
-    """Which of the filtered devices the registry no longer knows (deregistered ones)."""
-    if not devices:
-        return frozenset()
-    gone: set[str] = set()
-    for device_id in devices:
-        try:
-            await services.directory.device(tenant, device_id)
-        except NotFound:
-            gone.add(device_id)
-    return frozenset(gone)
 
 
 def to_event(tenant: str, body: EventIn, now_us: int) -> Event:

@@ -189,7 +189,8 @@ async def _plan(conn: Conn, q: EventQuery) -> tuple[str, list[Any]] | None:
     if q.devices:
         devices = await _column(
             conn,
-            "SELECT pk FROM devices WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY pk",
+            "SELECT pk FROM devices WHERE tenant = $1 AND id = ANY($2::text[]) "
+            "UNION SELECT pk FROM removed_devices WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY pk",
             tenant_pk,
             list(dict.fromkeys(q.devices)),
         )

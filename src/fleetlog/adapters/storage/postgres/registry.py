@@ -205,6 +205,9 @@ class PostgresRegistry:
             if pk is None:
                 return False
             await conn.execute("DELETE FROM device_state WHERE device = $1", pk)
+            await conn.execute(
+                "INSERT INTO removed_devices VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", tenant_pk, device_id, pk
+            )
             await self._db.notices.send(conn)
             self._keys.forget_device(tenant_pk, device_id)
             return True

@@ -99,6 +99,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX documents_kind ON documents (kind, id, tenant);
     """,
+    # 2: the row keys of removed devices, so that their events can still be found by device id.
+    """
+    CREATE TABLE removed_devices (
+        tenant bigint NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        pk bigint NOT NULL,
+        PRIMARY KEY (tenant, id, pk)
+    );
+    """,
 ]
 
 

@@ -443,7 +443,12 @@ def _plan(conn: sqlite3.Connection, keys: KeyCache, q: EventQuery) -> tuple[str,
         devices = [
             r[0]
             for d in dict.fromkeys(q.devices)
-            for r in conn.execute("SELECT pk FROM devices WHERE tenant = ? AND id = ?", (tenant_pk, d))
+            # a removed device's events are still found by its id
+            for r in conn.execute(
+                "SELECT pk FROM devices WHERE tenant = ?1 AND id = ?2 "
+                "UNION SELECT pk FROM removed_devices WHERE tenant = ?1 AND id = ?2",
+                (tenant_pk, d),
+            )
         ]
     if q.labels:
         labelled = _devices_with_labels(conn, projects, q.labels)

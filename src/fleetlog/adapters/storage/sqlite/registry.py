@@ -188,6 +188,7 @@ class SqliteRegistry:
                 return False
             conn.execute("DELETE FROM device_state WHERE device = ?", (row[0],))
             conn.execute("DELETE FROM devices WHERE pk = ?", (row[0],))
+            conn.execute("INSERT OR IGNORE INTO removed_devices VALUES (?, ?, ?)", (tenant_pk, device_id, row[0]))
             self._keys.forget_device(tenant_pk, device_id)
             return True
 

@@ -86,6 +86,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (tenant, kind, id)
     ) WITHOUT ROWID;
     """,
+    # 3: the row keys of removed devices, so that their events can still be found by device id.
+    """
+    CREATE TABLE removed_devices (
+        tenant INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        pk INTEGER NOT NULL,
+        PRIMARY KEY (tenant, id, pk)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
