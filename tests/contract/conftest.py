@@ -38,7 +38,7 @@ ADAPTERS: dict[str, Callable[[Path, MemoryBus], Any]] = {"sqlite": _sqlite, "pos
 
 
 async def _postgres_schema(tmp: Path, create: bool) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     conn = await asyncpg.connect(POSTGRES_DSN)
     try:

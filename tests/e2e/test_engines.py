@@ -40,7 +40,7 @@ def engines() -> None:
 
 
 async def _schema(name: str, create: bool) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     conn = await asyncpg.connect(POSTGRES)
     try:
@@ -275,7 +275,7 @@ async def test_a_job_that_breaks_the_transaction_fails_alone(two_processes: Any)
 
 
 async def test_starting_processes_migrate_once(installation: Installation) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     from fleetlog.adapters.storage.postgres import PostgresStorage
 

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from fleetlog.adapters.storage.postgres.appends import AppendJob, Commit, Conn, SharedSequence
 from fleetlog.adapters.storage.postgres.keys import KeyCache
