@@ -274,8 +274,21 @@ def test_events_query_shows_and_filters(server: Server, events_tenant: str) -> N
     assert "2 events" in out and "temperature" not in out
 
     page = json.loads(
-        ok(server.cli("events", "query", "--tenant", events_tenant, "--device", "d1", "--type", "temperature",
-                      "--order", "oldest", "--json"))
+        ok(
+            server.cli(
+                "events",
+                "query",
+                "--tenant",
+                events_tenant,
+                "--device",
+                "d1",
+                "--type",
+                "temperature",
+                "--order",
+                "oldest",
+                "--json",
+            )
+        )
     )
     assert [e["data"]["value"] for e in page["events"]] == [21.5, 22.5, 23.5]
 

@@ -81,9 +81,7 @@ SEED_DT_DATA: dict[str, dict[str, Any]] = {
             "isBackfilled": False,
         }
     },
-    "objectPresent": {
-        "objectPresent": {"state": "NOT_PRESENT", "updateTime": "2021-05-16T08:37:10.711412Z"}
-    },
+    "objectPresent": {"objectPresent": {"state": "NOT_PRESENT", "updateTime": "2021-05-16T08:37:10.711412Z"}},
     "humidity": {
         "humidity": {
             "temperature": 22.45,
@@ -91,13 +89,9 @@ SEED_DT_DATA: dict[str, dict[str, Any]] = {
             "updateTime": "2021-05-16T06:13:46.369000Z",
         }
     },
-    "objectPresentCount": {
-        "objectPresentCount": {"total": 4176, "updateTime": "2021-05-16T08:23:43.209000Z"}
-    },
+    "objectPresentCount": {"objectPresentCount": {"total": 4176, "updateTime": "2021-05-16T08:23:43.209000Z"}},
     "touchCount": {"touchCount": {"total": 469, "updateTime": "2021-05-16T08:25:21.604000Z"}},
-    "waterPresent": {
-        "waterPresent": {"state": "PRESENT", "updateTime": "2021-05-16T08:43:16.266000Z"}
-    },
+    "waterPresent": {"waterPresent": {"state": "PRESENT", "updateTime": "2021-05-16T08:43:16.266000Z"}},
     "co2": {"co2": {"ppm": 499, "updateTime": "2022-02-16T09:02:35.979000Z"}},
     "pressure": {"pressure": {"pascal": 98644, "updateTime": "2022-02-16T09:02:35.979000Z"}},
     "motion": {"motion": {"state": "MOTION_DETECTED", "updateTime": "2022-04-22T11:45:57.454551Z"}},
@@ -109,9 +103,7 @@ SEED_DT_DATA: dict[str, dict[str, Any]] = {
         }
     },
     "contact": {"contact": {"state": "OPEN", "updateTime": "2023-05-30T14:23:50.728000Z"}},
-    "probeWireStatus": {
-        "probeWireStatus": {"state": "THREE_WIRE", "updateTime": "2023-05-30T14:23:50.728000Z"}
-    },
+    "probeWireStatus": {"probeWireStatus": {"state": "THREE_WIRE", "updateTime": "2023-05-30T14:23:50.728000Z"}},
     "networkStatus": {
         "networkStatus": {
             "signalStrength": 45,
@@ -121,9 +113,7 @@ SEED_DT_DATA: dict[str, dict[str, Any]] = {
             "transmissionMode": "LOW_POWER_STANDARD_MODE",
         }
     },
-    "batteryStatus": {
-        "batteryStatus": {"percentage": 100, "updateTime": "2021-05-16T08:21:21.076013Z"}
-    },
+    "batteryStatus": {"batteryStatus": {"percentage": 100, "updateTime": "2021-05-16T08:21:21.076013Z"}},
     "labelsChanged": {
         "added": {"label-key": "label-value"},
         "modified": {"label-key": "new-label-value"},
@@ -529,8 +519,7 @@ def test_pelion_outcomes() -> None:
     cat = builtin_catalog()
     expected = {
         "SUCCESS": {"SYS_112", "UPD2_OK_18"},
-        "FAIL": {"SYS_101", "SYS_103", "SYS_104", "SYS_111"}
-        | {f"UPD4_FAIL_{n}" for n in range(21, 50)},
+        "FAIL": {"SYS_101", "SYS_103", "SYS_104", "SYS_111"} | {f"UPD4_FAIL_{n}" for n in range(21, 50)},
         "SKIPPED": {"SYS_110"},
         "INFO": {"SYS_100", "SYS_102", "SYS_105", "SYS_106", "SYS_107", "SYS_108", "SYS_109"},
     }
@@ -566,9 +555,7 @@ def test_pelion_specific_codes() -> None:
         True,
     )
     assert fail24.title == "Connection lost during download."
-    assert fail24.description == (
-        "Network connection was lost during the download of the updated image."
-    )
+    assert fail24.description == ("Network connection was lost during the download of the updated image.")
     assert fail24.corrective_action == "Check the device's connectivity."
     assert fail22.category == "FAIL_MANIFEST_REJECTED"
     assert fail22.corrective_action == (
@@ -817,9 +804,7 @@ def test_search() -> None:
     assert [t.name for t in cat.search("TOUCH")][:2] == ["touch", "touchCount"]
     assert [t.name for t in cat.search("sys_110")] == ["SYS_110"]
     assert [t.name for t in cat.search("already at desired")] == ["SYS_110"]
-    assert {t.name for t in cat.search("gateway")} >= {
-        n for n in SPAN_NAMES if n.startswith("gateway")
-    }
+    assert {t.name for t in cat.search("gateway")} >= {n for n in SPAN_NAMES if n.startswith("gateway")}
     assert cat.search("zzz-no-match") == []
     # Name matches rank before description matches; catalog order within a rank.
     ranked = [t.name for t in cat.search("firmware")]
@@ -841,8 +826,7 @@ def test_search() -> None:
 
 def test_docs_page_matches_render() -> None:
     assert DOCS.read_text(encoding="utf-8") == render(), (
-        "docs/event-types.md is stale: run "
-        "`.venv/bin/python -m fleetlog.core.catalog.render > docs/event-types.md`"
+        "docs/event-types.md is stale: run `.venv/bin/python -m fleetlog.core.catalog.render > docs/event-types.md`"
     )
 
 

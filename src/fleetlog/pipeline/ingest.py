@@ -15,7 +15,7 @@ from fleetlog.core.event import SEVERITY_MAX, SEVERITY_MIN, Event, SourceKind, p
 from fleetlog.core.registry import Principal, Role
 from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.clock import Clock
-from fleetlog.ports.store import AppendResult, DeferredInbox, Dedupe, EventStore
+from fleetlog.ports.store import AppendResult, Dedupe, DeferredInbox, EventStore
 
 
 @dataclass
@@ -53,9 +53,7 @@ class Ingest:
             if not event.project:
                 event.project = device.project
             elif event.project != device.project:
-                raise InvalidInput(
-                    f"device {device.id!r} is in project {device.project!r}", "project"
-                )
+                raise InvalidInput(f"device {device.id!r} is in project {device.project!r}", "project")
         elif not event.project:
             raise InvalidInput("an event without a device must name its project", "project")
         elif event.source is SourceKind.DEVICE:

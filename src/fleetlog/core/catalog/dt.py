@@ -97,8 +97,7 @@ DEVICE_TYPES: Final[tuple[DeviceType, ...]] = (
         events=("connectionStatus", "ethernetStatus", "cellularStatus", "labelsChanged"),
         heartbeat_seconds=None,
         description=(
-            "Cloud Connector: connectionStatus, ethernetStatus and cellularStatus on change; "
-            "no periodic heartbeat."
+            "Cloud Connector: connectionStatus, ethernetStatus and cellularStatus on change; no periodic heartbeat."
         ),
     ),
     DeviceType(
@@ -217,9 +216,7 @@ _CONNECTIONS: Final = ("SDS", "ETHERNET", "CELLULAR", "OFFLINE")
 # The 19 event types. Description = the seed's trigger text.
 
 
-def _dt(
-    name: str, title: str, description: str, schema: dict[str, Any], *, state_change: bool = False
-) -> EventType:
+def _dt(name: str, title: str, description: str, schema: dict[str, Any], *, state_change: bool = False) -> EventType:
     return EventType(
         name=name,
         family="dt",
@@ -252,8 +249,7 @@ SENSOR_EVENT_TYPES: Final[tuple[EventType, ...]] = (
     _dt(
         "objectPresent",
         "Object present",
-        "When an object in close proximity appears or disappears "
-        "(PRESENT/NOT_PRESENT state change).",
+        "When an object in close proximity appears or disappears (PRESENT/NOT_PRESENT state change).",
         _state("PRESENT", "NOT_PRESENT"),
         state_change=True,
     ),
@@ -292,15 +288,13 @@ SENSOR_EVENT_TYPES: Final[tuple[EventType, ...]] = (
     _dt(
         "touchCount",
         "Touch count",
-        "Every periodic heartbeat: the total number of times the sensor has been touched over "
-        "its lifetime.",
+        "Every periodic heartbeat: the total number of times the sensor has been touched over its lifetime.",
         _data({"total": {"type": "integer", "minimum": 0}}, "total"),
     ),
     _dt(
         "waterPresent",
         "Water present",
-        "When the sensor detects the appearance or disappearance of water "
-        "(PRESENT/NOT_PRESENT state change).",
+        "When the sensor detects the appearance or disappearance of water (PRESENT/NOT_PRESENT state change).",
         _state("PRESENT", "NOT_PRESENT"),
         state_change=True,
     ),

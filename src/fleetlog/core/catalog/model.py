@@ -276,9 +276,7 @@ class Catalog:
             return custom.get(name)
         return None
 
-    def validate(
-        self, name: str, data: Any, custom: Mapping[str, EventType] | None = None
-    ) -> EventType | None:
+    def validate(self, name: str, data: Any, custom: Mapping[str, EventType] | None = None) -> EventType | None:
         """Check `data` against the schema of type `name`; return the type (None if unknown).
 
         Raises `InvalidInput` with `field` a dotted path from "data" ("data.samples[1].value")
@@ -317,9 +315,7 @@ class Catalog:
         try:
             check = _compile(schema)
         except Exception as exc:
-            raise InvalidInput(
-                f"the schema of event type {name!r} is not usable ({exc})", "schema"
-            ) from None
+            raise InvalidInput(f"the schema of event type {name!r} is not usable ({exc})", "schema") from None
         with self._lock:
             by_id = self._by_id
             while len(by_id) >= CACHE_SIZE:

@@ -86,9 +86,7 @@ def message_type(value: str) -> Outcome:
     """
     outcome = _MESSAGE_TYPES.get(value.upper()) if isinstance(value, str) else None
     if outcome is None:
-        raise InvalidInput(
-            "must be one of SUCCESS, FAIL, SKIPPED, INFO, UNDETERMINED", "event_type_description"
-        )
+        raise InvalidInput("must be one of SUCCESS, FAIL, SKIPPED, INFO, UNDETERMINED", "event_type_description")
     return outcome
 
 
@@ -190,8 +188,7 @@ _CLIENT: Final[tuple[tuple[str, str, str, str, str], ...]] = (
     (
         "UPD4_FAIL_27",
         "FW candidate version is rejected (is older or equal to installed one).",
-        "You tried to update to a firmware version that is older than the one already on the "
-        "device.",
+        "You tried to update to a firmware version that is older than the one already on the device.",
         "Check that the updated firmware version is newer than the existing one.",
         FAIL_MANIFEST_REJECTED,
     ),
@@ -206,8 +203,7 @@ _CLIENT: Final[tuple[tuple[str, str, str, str, str], ...]] = (
         "UPD4_FAIL_29",
         "Vendor data specified in the manifest is too big.",
         "The custom vendor data size in the manifest is bigger than defined on the device.",
-        "Configure the device to work with a larger vendor data size or reduce your "
-        "application vendor data size.",
+        "Configure the device to work with a larger vendor data size or reduce your application vendor data size.",
         FAIL_MANIFEST_REJECTED,
     ),
     (
@@ -278,8 +274,7 @@ _CLIENT: Final[tuple[tuple[str, str, str, str, str], ...]] = (
     (
         "UPD4_FAIL_39",
         "Component name in manifest targets unknown component.",
-        "The component name specified in the manifest doesn't match a component registered on "
-        "the device.",
+        "The component name specified in the manifest doesn't match a component registered on the device.",
         "Check the manifest or the device application code that registers the component.",
         FAIL_MANIFEST_REJECTED,
     ),
@@ -345,10 +340,8 @@ _CLIENT: Final[tuple[tuple[str, str, str, str, str], ...]] = (
     (
         "UPD4_FAIL_48",
         "Image name specified in the package is too long.",
-        "The name of at least one image in the package is longer than the name size defined on "
-        "the device.",
-        "Configure the device to work with a longer name size or reduce the length of your "
-        "combined image name.",
+        "The name of at least one image in the package is longer than the name size defined on the device.",
+        "Configure the device to work with a longer name size or reduce the length of your combined image name.",
         FAIL_MANIFEST_REJECTED,
     ),
     (

@@ -111,9 +111,7 @@ def _dt_section(types: list[EventType]) -> list[str]:
         if rows:
             out += ["| field | type | required | notes |", "|---|---|---|---|"]
             for path, kind, required, notes in rows:
-                out.append(
-                    f"| `{path}` | {kind} | {'yes' if required else 'no'} | {_cell(notes)} |"
-                )
+                out.append(f"| `{path}` | {kind} | {'yes' if required else 'no'} | {_cell(notes)} |")
             out.append("")
         example = dt.EXAMPLES.get(et.name)
         if example is not None:
@@ -150,8 +148,7 @@ def _pelion_section(types: list[EventType]) -> list[str]:
         f"{pelion.UNDETERMINED_ALIAS} reads as INFO. Categories and `state_change` are "
         "fleetlog's inference (no public table exists); see `pelion.py`.",
         "",
-        "| code | message type | category | state change | portal text | explanation "
-        "| possible corrective action |",
+        "| code | message type | category | state change | portal text | explanation | possible corrective action |",
         "|---|---|---|---|---|---|---|",
     ]
     for et in types:

@@ -117,8 +117,7 @@ _SEED: Final[tuple[tuple[str, str, str, bool], ...]] = (
     (
         "clientConnected",
         "Client connected",
-        "A device has connected to Span, either via the UDP interface, the CoAP interfaces or "
-        "the DTLS interface",
+        "A device has connected to Span, either via the UDP interface, the CoAP interfaces or the DTLS interface",
         False,
     ),
     (

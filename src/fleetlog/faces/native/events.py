@@ -36,9 +36,23 @@ _list = msgspec.json.Decoder(list[msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 NDJSON = "application/x-ndjson"
 CSV_COLUMNS = [
-    "id", "time", "received", "tenant", "project", "source", "device", "gateway", "type",
-    "severity", "outcome", "category", "state_change", "app_id", "idempotency_key",
-    "description", "data",
+    "id",
+    "time",
+    "received",
+    "tenant",
+    "project",
+    "source",
+    "device",
+    "gateway",
+    "type",
+    "severity",
+    "outcome",
+    "category",
+    "state_change",
+    "app_id",
+    "idempotency_key",
+    "description",
+    "data",
 ]
 
 
@@ -202,8 +216,11 @@ def routes(services: Services) -> list[Route]:
         q = replace(q, projects=services.directory.visible_projects(principal, q.projects))
         chunks = services.store.export(q, chunk=1000)
         if fmt == "csv":
-            return StreamingResponse(_csv(chunks), media_type="text/csv; charset=utf-8",
-                                     headers={"Content-Disposition": f'attachment; filename="{tenant}-events.csv"'})
+            return StreamingResponse(
+                _csv(chunks),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{tenant}-events.csv"'},
+            )
         return StreamingResponse(_ndjson(chunks), media_type=NDJSON)
 
     @endpoint
@@ -247,12 +264,27 @@ async def _csv(chunks: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
     writer.writerow(CSV_COLUMNS)
     async for chunk in chunks:
         for e in chunk:
-            writer.writerow([
-                e.id, rfc3339(e.time), rfc3339(e.received), e.tenant, e.project, e.source.value,
-                e.device or "", e.gateway or "", e.type, e.severity, e.outcome.value,
-                e.category or "", str(e.state_change).lower(), e.app_id or "",
-                e.idempotency_key or "", e.description, _encoder.encode(e.data).decode(),
-            ])
+            writer.writerow(
+                [
+                    e.id,
+                    rfc3339(e.time),
+                    rfc3339(e.received),
+                    e.tenant,
+                    e.project,
+                    e.source.value,
+                    e.device or "",
+                    e.gateway or "",
+                    e.type,
+                    e.severity,
+                    e.outcome.value,
+                    e.category or "",
+                    str(e.state_change).lower(),
+                    e.app_id or "",
+                    e.idempotency_key or "",
+                    e.description,
+                    _encoder.encode(e.data).decode(),
+                ]
+            )
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()

@@ -138,7 +138,8 @@ def routes(services: Services) -> list[Route]:
             return _error(500, SERVER_ERROR, "unknown server error; the event was not saved")
         if result.status is not AppendStatus.CREATED:
             return _error(
-                409, VALIDATION,
+                409,
+                VALIDATION,
                 f"event already exists: id {result.event.id} has the same device, type, timestamp and content",
             )
         return JSONResponse(_render(result.event), status_code=201)

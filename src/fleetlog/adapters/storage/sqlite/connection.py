@@ -12,9 +12,7 @@ def connect(path: Path | str, *, synchronous: str = "NORMAL", readonly: bool = F
     synchronous=NORMAL in WAL mode survives a crash of the process (the WAL is in the OS page
     cache the moment COMMIT returns); FULL also survives a power cut, at a cost per commit.
     """
-    conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, cached_statements=256
-    )
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, cached_statements=256)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
