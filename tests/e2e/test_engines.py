@@ -145,6 +145,7 @@ def test_a_second_process_reads_what_the_first_wrote(installation: Installation,
 async def _process(installation: Installation, **bus_kw: Any) -> tuple[Any, Any]:
     from fleetlog.adapters.bus.nats import NatsBus
     from fleetlog.adapters.storage.postgres import PostgresStorage
+    from fleetlog.adapters.storage.postgres.schema import MIGRATIONS
 
     bus = NatsBus(installation.bus_url, **bus_kw)
     store = PostgresStorage(installation.storage_url, bus=bus)
@@ -285,7 +286,8 @@ async def test_starting_processes_migrate_once(installation: Installation) -> No
         await s.aclose()
     conn = await asyncpg.connect(installation.storage_url)
     try:
-        assert [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")] == [1]
+        versions = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))  # each migration ran exactly once
     finally:
         await conn.close()
     with pytest.raises(ValueError, match="postgresql://"):
