@@ -145,7 +145,6 @@ def test_a_second_process_reads_what_the_first_wrote(installation: Installation,
 async def _process(installation: Installation, **bus_kw: Any) -> tuple[Any, Any]:
     from fleetlog.adapters.bus.nats import NatsBus
     from fleetlog.adapters.storage.postgres import PostgresStorage
-    from fleetlog.adapters.storage.postgres.schema import MIGRATIONS
 
     bus = NatsBus(installation.bus_url, **bus_kw)
     store = PostgresStorage(installation.storage_url, bus=bus)
@@ -279,6 +278,7 @@ async def test_starting_processes_migrate_once(installation: Installation) -> No
     import asyncpg
 
     from fleetlog.adapters.storage.postgres import PostgresStorage
+    from fleetlog.adapters.storage.postgres.schema import MIGRATIONS
 
     stores = [PostgresStorage(installation.storage_url) for _ in range(3)]
     await asyncio.gather(*(s.open() for s in stores))  # at once: one migrates, the others wait
