@@ -47,7 +47,7 @@ def inner_data(event_type: str, data: dict[str, Any], timestamp: str) -> dict[st
     elif event_type == "deskOccupancy":
         inner.setdefault("remarks", [])
     elif event_type == "networkStatus":
-        inner["cloudConnectors"] = [_cloud_connector(c, inner) for c in inner.get("cloudConnectors") or []]
+        inner["cloudConnectors"] = [cloud_connector(c, inner) for c in inner.get("cloudConnectors") or []]
         inner.setdefault("transmissionMode", DEFAULT_TRANSMISSION_MODE)
     elif event_type == "connectionStatus":
         inner.setdefault("available", [])
@@ -62,7 +62,7 @@ def inner_data(event_type: str, data: dict[str, Any], timestamp: str) -> dict[st
     return inner
 
 
-def _cloud_connector(entry: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+def cloud_connector(entry: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     # One networkStatus event is one Cloud Connector's reception: missing values are the event's.
     return {
         "id": entry.get("id", ""),

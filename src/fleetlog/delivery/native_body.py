@@ -1,8 +1,6 @@
-"""The body of a native webhook push: the event exactly as the /v1 API shows it.
-
-The native face's `event_out` (faces/native/schemas.py) is the reference; delivery may not
-import faces, so the shape is repeated here and a test holds the two byte-for-byte equal.
-"""
+"""An event exactly as the native /v1 API shows it: the API's `EventOut` and the body of a
+native webhook push (one definition, here, because faces may import delivery but not the
+other way round)."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from fleetlog.core.event import Event, Outcome, SourceKind
 from fleetlog.core.timefmt import rfc3339
 
 
-class NativeEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+class EventOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     tenant: str
     project: str
@@ -37,25 +35,27 @@ class NativeEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
 _encode = msgspec.json.Encoder().encode
 
 
-def push_body(event: Event) -> bytes:
-    return _encode(
-        NativeEvent(
-            id=event.id,
-            tenant=event.tenant,
-            project=event.project,
-            source=event.source,
-            type=event.type,
-            time=rfc3339(event.time),
-            received=rfc3339(event.received),
-            data=event.data,
-            severity=event.severity,
-            outcome=event.outcome,
-            state_change=event.state_change,
-            description=event.description,
-            device=event.device,
-            gateway=event.gateway,
-            category=event.category,
-            app_id=event.app_id,
-            idempotency_key=event.idempotency_key,
-        )
+def event_out(event: Event) -> EventOut:
+    return EventOut(
+        id=event.id,
+        tenant=event.tenant,
+        project=event.project,
+        source=event.source,
+        type=event.type,
+        time=rfc3339(event.time),
+        received=rfc3339(event.received),
+        data=event.data,
+        severity=event.severity,
+        outcome=event.outcome,
+        state_change=event.state_change,
+        description=event.description,
+        device=event.device,
+        gateway=event.gateway,
+        category=event.category,
+        app_id=event.app_id,
+        idempotency_key=event.idempotency_key,
     )
+
+
+def push_body(event: Event) -> bytes:
+    return _encode(event_out(event))

@@ -1,4 +1,5 @@
-"""The native API's JSON shapes (also the source of its OpenAPI components)."""
+"""The native API's JSON shapes (also the source of its OpenAPI components). `EventOut` is
+shared with native webhook pushes (fleetlog.delivery.native_body)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from fleetlog.core.event import Event, Outcome, SourceKind
-from fleetlog.core.timefmt import rfc3339
+from fleetlog.core.event import Outcome, SourceKind
+from fleetlog.delivery.native_body import EventOut as EventOut  # re-exported: the face's event shape
+from fleetlog.delivery.native_body import event_out as event_out
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Labels = dict[Annotated[str, msgspec.Meta(min_length=1, max_length=128)], Annotated[str, msgspec.Meta(max_length=1024)]]
@@ -30,26 +32,6 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     state_change: bool = False
     app_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
-
-
-class EventOut(msgspec.Struct, kw_only=True, omit_defaults=True):
-    id: str
-    tenant: str
-    project: str
-    source: SourceKind
-    type: str
-    time: str
-    received: str
-    data: dict[str, Any]
-    severity: int
-    outcome: Outcome
-    state_change: bool
-    description: str = ""
-    device: str | None = None
-    gateway: str | None = None
-    category: str | None = None
-    app_id: str | None = None
-    idempotency_key: str | None = None
 
 
 class EventPage(msgspec.Struct):
@@ -78,28 +60,6 @@ class DeviceState(msgspec.Struct):
     project: str
     last_seen: str | None
     latest: dict[str, EventOut]
-
-
-def event_out(event: Event) -> EventOut:
-    return EventOut(
-        id=event.id,
-        tenant=event.tenant,
-        project=event.project,
-        source=event.source,
-        type=event.type,
-        time=rfc3339(event.time),
-        received=rfc3339(event.received),
-        data=event.data,
-        severity=event.severity,
-        outcome=event.outcome,
-        state_change=event.state_change,
-        description=event.description,
-        device=event.device,
-        gateway=event.gateway,
-        category=event.category,
-        app_id=event.app_id,
-        idempotency_key=event.idempotency_key,
-    )
 
 
 class TenantIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
