@@ -77,3 +77,22 @@ class Page:
     has_more: bool
     next_cursor: Cursor | None
     prev_cursor: Cursor | None
+
+
+def assemble_page(rows: list[tuple[Position, Event]], query: EventQuery) -> Page:
+    """A page from the up to `limit + 1` rows a store read in its scan direction (the reverse
+    of the query's order for a backward cursor), with the cursors to go on either way."""
+    has_more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    backward = query.cursor is not None and query.cursor.backward
+    if backward:
+        rows.reverse()
+    events = [event for _, event in rows]
+    if not rows:
+        return Page(events, False, None, None)
+    first, last = rows[0][0], rows[-1][0]
+    if backward:
+        return Page(events, True, Cursor(last), Cursor(first, backward=True) if has_more else None)
+    next_cursor = Cursor(last) if has_more else None
+    prev_cursor = Cursor(first, backward=True) if query.cursor is not None else None
+    return Page(events, has_more, next_cursor, prev_cursor)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -68,3 +68,16 @@ class DeferredInbox(Protocol):
     async def take(self, limit: int) -> list[tuple[int, bytes]]: ...
 
     async def done(self, ids: Sequence[int]) -> None: ...
+
+
+async def export_by_pages(store: EventStore, query: EventQuery, chunk: int = 1000) -> AsyncIterator[list[Event]]:
+    """`EventStore.export` for any store: page by page with keyset cursors, so memory holds
+    one chunk whatever the size of the export."""
+    q = replace(query, limit=chunk)
+    while True:
+        page = await store.query(q)
+        if page.events:
+            yield page.events
+        if page.next_cursor is None:
+            return
+        q = replace(q, cursor=page.next_cursor)

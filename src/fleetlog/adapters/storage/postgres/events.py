@@ -4,14 +4,13 @@ three indexes with the same plan as the SQLite store."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from fleetlog.adapters.storage.postgres.appends import AppendBatch, AppendJob, Conn, row_event
 from fleetlog.adapters.storage.postgres.database import Database
 from fleetlog.core.event import Event
-from fleetlog.core.query import Cursor, EventQuery, Order, Page, Position
-from fleetlog.ports.store import AppendResult, Dedupe
+from fleetlog.core.query import EventQuery, Order, Page, Position, assemble_page
+from fleetlog.ports.store import AppendResult, Dedupe, export_by_pages
 
 # Up to this many index ranges are read side by side (UNION ALL, each already in order and
 # limited); beyond it one range is read with the rest as a filter.
@@ -86,33 +85,10 @@ class PostgresEventStore:
             return Page([], False, None, None)
         sql, params = plan
         rows = await conn.fetch(sql, *params)
-        has_more = len(rows) > q.limit
-        rows = rows[: q.limit]
-        backward = q.cursor is not None and q.cursor.backward
-        if backward:
-            rows.reverse()
-        events = [row_event(r) for r in rows]
-        if not rows:
-            return Page(events, False, None, None)
-        first = Position(rows[0]["time"], rows[0]["seq"])
-        last = Position(rows[-1]["time"], rows[-1]["seq"])
-        if backward:
-            next_cursor: Cursor | None = Cursor(last)
-            prev_cursor = Cursor(first, backward=True) if has_more else None
-            return Page(events, True, next_cursor, prev_cursor)
-        next_cursor = Cursor(last) if has_more else None
-        prev_cursor = Cursor(first, backward=True) if q.cursor is not None else None
-        return Page(events, has_more, next_cursor, prev_cursor)
+        return assemble_page([(Position(r["time"], r["seq"]), row_event(r)) for r in rows[: q.limit + 1]], q)
 
-    async def export(self, query: EventQuery, chunk: int = 1000) -> AsyncIterator[list[Event]]:
-        q = replace(query, limit=chunk)
-        while True:
-            page = await self.query(q)
-            if page.events:
-                yield page.events
-            if page.next_cursor is None:
-                return
-            q = replace(q, cursor=page.next_cursor)
+    def export(self, query: EventQuery, chunk: int = 1000) -> AsyncIterator[list[Event]]:
+        return export_by_pages(self, query, chunk)
 
     async def latest_by_type(self, tenant: str, device: str) -> dict[str, Event]:
         async def read(conn: Conn) -> dict[str, Event]:

@@ -8,7 +8,6 @@ import os
 import sqlite3
 import struct
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from itertools import chain
 from typing import Any
 
@@ -20,8 +19,8 @@ from fleetlog.adapters.storage.sqlite.writer import Merge, Writer
 from fleetlog.core.errors import NotFound
 from fleetlog.core.event import Event, pack, same_content, unpack
 from fleetlog.core.ids import SequenceClock
-from fleetlog.core.query import Cursor, EventQuery, Order, Page, Position
-from fleetlog.ports.store import AppendResult, AppendStatus, Dedupe
+from fleetlog.core.query import EventQuery, Order, Page, Position, assemble_page
+from fleetlog.ports.store import AppendResult, AppendStatus, Dedupe, export_by_pages
 
 # Up to this many index ranges are read side by side (UNION ALL, each already in order and
 # limited); beyond it one range is read with the rest as a filter.
@@ -269,33 +268,10 @@ class SqliteEventStore:
             return Page([], False, None, None)
         sql, params = plan
         rows: list[Row] = conn.execute(sql, params).fetchall()
-        has_more = len(rows) > q.limit
-        rows = rows[: q.limit]
-        backward = q.cursor is not None and q.cursor.backward
-        if backward:
-            rows.reverse()
-        events = [_event(r) for r in rows]
-        if not rows:
-            return Page(events, False, None, None)
-        first = Position(rows[0][2], rows[0][0])
-        last = Position(rows[-1][2], rows[-1][0])
-        if backward:
-            next_cursor: Cursor | None = Cursor(last)
-            prev_cursor = Cursor(first, backward=True) if has_more else None
-            return Page(events, True, next_cursor, prev_cursor)
-        next_cursor = Cursor(last) if has_more else None
-        prev_cursor = Cursor(first, backward=True) if q.cursor is not None else None
-        return Page(events, has_more, next_cursor, prev_cursor)
+        return assemble_page([(Position(r[2], r[0]), _event(r)) for r in rows[: q.limit + 1]], q)
 
-    async def export(self, query: EventQuery, chunk: int = 1000) -> AsyncIterator[list[Event]]:
-        q = replace(query, limit=chunk)
-        while True:
-            page = await self.query(q)
-            if page.events:
-                yield page.events
-            if page.next_cursor is None:
-                return
-            q = replace(q, cursor=page.next_cursor)
+    def export(self, query: EventQuery, chunk: int = 1000) -> AsyncIterator[list[Event]]:
+        return export_by_pages(self, query, chunk)
 
     async def latest_by_type(self, tenant: str, device: str) -> dict[str, Event]:
         def read(conn: sqlite3.Connection) -> dict[str, Event]:
