@@ -133,6 +133,23 @@ def _fmt(value: Any) -> str:
         return repr(value)
 
 
+# The reason for each JSON Schema rule that needs nothing but the rule's own value.
+_RULE_REASONS = {
+    "exclusiveMinimum": "must be greater than {}",
+    "exclusiveMaximum": "must be less than {}",
+    "multipleOf": "must be a multiple of {}",
+    "minLength": "must be at least {} characters long",
+    "maxLength": "must be at most {} characters long",
+    "pattern": "must match the pattern {}",
+    "format": "must be a valid {}",
+    "minItems": "must have at least {} items",
+    "maxItems": "must have at most {} items",
+    "uniqueItems": "must not contain duplicate items",
+    "minProperties": "must have at least {} fields",
+    "maxProperties": "must have at most {} fields",
+}
+
+
 def _reason(rule: str | None, rule_def: Any, definition: Any, fallback: str) -> str:
     definition = definition if isinstance(definition, dict) else {}
     if rule == "type":
@@ -150,30 +167,9 @@ def _reason(rule: str | None, rule_def: Any, definition: Any, fallback: str) -> 
         if definition.get("exclusiveMaximum") is True:
             return f"must be less than {_fmt(rule_def)}"
         return f"must be at most {_fmt(rule_def)}"
-    if rule == "exclusiveMinimum":
-        return f"must be greater than {_fmt(rule_def)}"
-    if rule == "exclusiveMaximum":
-        return f"must be less than {_fmt(rule_def)}"
-    if rule == "multipleOf":
-        return f"must be a multiple of {_fmt(rule_def)}"
-    if rule == "minLength":
-        return f"must be at least {_fmt(rule_def)} characters long"
-    if rule == "maxLength":
-        return f"must be at most {_fmt(rule_def)} characters long"
-    if rule == "pattern":
-        return f"must match the pattern {_fmt(rule_def)}"
-    if rule == "format":
-        return f"must be a valid {_fmt(rule_def)}"
-    if rule == "minItems":
-        return f"must have at least {_fmt(rule_def)} items"
-    if rule == "maxItems":
-        return f"must have at most {_fmt(rule_def)} items"
-    if rule == "uniqueItems":
-        return "must not contain duplicate items"
-    if rule == "minProperties":
-        return f"must have at least {_fmt(rule_def)} fields"
-    if rule == "maxProperties":
-        return f"must have at most {_fmt(rule_def)} fields"
+    template = _RULE_REASONS.get(rule or "")
+    if template is not None:
+        return template.format(_fmt(rule_def))
     return fallback
 
 
