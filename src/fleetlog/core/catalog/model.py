@@ -1,7 +1,9 @@
 """The event type catalog: what each event type means and what its canonical `data` may hold.
 
-`Catalog.validate` is on the ingest hot path. Its success path is two dict lookups and one call
-of a compiled fastjsonschema validator; compiled validators are cached (built-in types per type,
+`Catalog.validate` is on the ingest hot path. Its success path is two dict lookups and one
+`msgspec.convert` into the schema's fast type (see `fastcheck`: a msgspec type that accepts only
+data the schema accepts). When that fails, or the schema has no fast type, the compiled
+fastjsonschema validator decides and words the error. Both are cached (built-in types per type,
 a tenant's own types by schema content, so a changed schema recompiles).
 """
 
@@ -16,6 +18,7 @@ from typing import Any, Final
 import fastjsonschema
 import msgspec
 
+from fleetlog.core.catalog.fastcheck import fast_type
 from fleetlog.core.errors import InvalidInput
 from fleetlog.core.event import Outcome
 
@@ -91,18 +94,24 @@ def _compile_canonical(canonical: bytes) -> Validator:
     return fn
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _fast_canonical(canonical: bytes) -> Any:
+    return fast_type(msgspec.json.decode(canonical))
+
+
 def _compile(schema: Mapping[str, Any]) -> Validator:
     return _compile_canonical(_canonical(schema))
 
 
 class _Entry:
-    """A built-in type and its validator, compiled on first use."""
+    """A built-in type, its fast type (built now) and its validator (compiled on first use)."""
 
-    __slots__ = ("check", "type")
+    __slots__ = ("check", "fast", "type")
 
-    def __init__(self, event_type: EventType) -> None:
+    def __init__(self, event_type: EventType, fast: bool) -> None:
         self.type = event_type
         self.check: Validator | None = None if event_type.schema is None else self._first_check
+        self.fast: Any = fast_type(event_type.schema) if fast and event_type.schema is not None else None
 
     def _first_check(self, data: Any) -> Any:
         fn = _compile(self.type.schema or {})  # installed only when the type has a schema
@@ -242,19 +251,23 @@ def _walk_schema(node: Any, depth: int) -> None:
 
 
 class Catalog:
-    """A set of event types, looked up by name. Tenant types are passed in per call."""
+    """A set of event types, looked up by name. Tenant types are passed in per call.
 
-    def __init__(self, types: Iterable[EventType]) -> None:
+    `fast=False` checks data with the schema validators alone (no fast types): the reference
+    the fast path is tested and measured against."""
+
+    def __init__(self, types: Iterable[EventType], *, fast: bool = True) -> None:
         entries: dict[str, _Entry] = {}
         for event_type in types:
             if event_type.name in entries:
                 raise ValueError(f"event type {event_type.name!r} is defined twice")
-            entries[event_type.name] = _Entry(event_type)
+            entries[event_type.name] = _Entry(event_type, fast)
         self._entries = entries
-        # Custom validators by schema object: id -> (schema, validator). The entry holds the
-        # schema, so its id cannot be reused while the entry lives. Misses fall back to the
-        # content-keyed LRU cache of `_compile_canonical`.
-        self._by_id: dict[int, tuple[Mapping[str, Any], Validator]] = {}
+        self._fast = fast
+        # Custom validators by schema object: id -> (schema, validator, fast type or None). The
+        # entry holds the schema, so its id cannot be reused while the entry lives. Misses fall
+        # back to the content-keyed LRU caches of `_compile_canonical` and `_fast_canonical`.
+        self._by_id: dict[int, tuple[Mapping[str, Any], Validator, Any]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -282,23 +295,24 @@ class Catalog:
             raise InvalidInput(_NOT_AN_OBJECT, "data")
         entry = self._entries.get(name)
         if entry is not None:
-            check = entry.check
-            if check is not None:
-                try:
-                    check(data)
-                except fastjsonschema.JsonSchemaValueException as exc:
-                    raise _invalid(exc) from None
-                except Exception as exc:
-                    raise _broken(exc) from None
-            return entry.type
-        if custom is None:
-            return None
-        event_type = custom.get(name)
-        if event_type is None or event_type.schema is None:
-            return event_type
-        schema = event_type.schema
-        hit = self._by_id.get(id(schema))
-        check = hit[1] if hit is not None and hit[0] is schema else self._custom_check(name, schema)
+            event_type, check, fast = entry.type, entry.check, entry.fast
+            if check is None:
+                return event_type
+        else:
+            if custom is None:
+                return None
+            found = custom.get(name)
+            if found is None or found.schema is None:
+                return found
+            event_type, schema = found, found.schema
+            hit = self._by_id.get(id(schema))
+            _, check, fast = hit if hit is not None and hit[0] is schema else self._custom_check(name, schema)
+        if fast is not None:
+            try:
+                msgspec.convert(data, fast)
+                return event_type  # the fast type accepts only data the schema accepts
+            except Exception:
+                pass  # maybe stricter than the schema: the validator decides and words the error
         try:
             check(data)
         except fastjsonschema.JsonSchemaValueException as exc:
@@ -307,17 +321,19 @@ class Catalog:
             raise _broken(exc) from None
         return event_type
 
-    def _custom_check(self, name: str, schema: dict[str, Any]) -> Validator:
+    def _custom_check(self, name: str, schema: dict[str, Any]) -> tuple[Mapping[str, Any], Validator, Any]:
         try:
-            check = _compile(schema)
+            canonical = _canonical(schema)
+            check = _compile_canonical(canonical)
         except Exception as exc:
             raise InvalidInput(f"the schema of event type {name!r} is not usable ({exc})", "schema") from None
+        hit = (schema, check, _fast_canonical(canonical) if self._fast else None)
         with self._lock:
             by_id = self._by_id
             while len(by_id) >= CACHE_SIZE:
                 del by_id[next(iter(by_id))]
-            by_id[id(schema)] = (schema, check)
-        return check
+            by_id[id(schema)] = hit
+        return hit
 
     def family(self, family: str) -> list[EventType]:
         """The types of one family, in catalog order."""
