@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,7 +55,10 @@ def test_webhooks_list_show_and_replay(server: ServerProcess, receiver: Receiver
     receiver.wait_for(lambda r: any(x.answered == 200 for x in r))
 
     assert hook["id"] in run(server, "webhooks", "list", "--tenant", "acme")
-    shown = run(server, "webhooks", "show", hook["id"], "--tenant", "acme")
+    deadline = time.monotonic() + 20  # the answer reaches the server's counts a moment after the receiver
+    while "1 delivered" not in (shown := run(server, "webhooks", "show", hook["id"], "--tenant", "acme")):
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.05)
     assert "1 delivered, 1 failed" in shown and "maintenance window" in shown and "503" in shown
     raw = json.loads(run(server, "webhooks", "show", hook["id"], "--tenant", "acme", "--json"))
     assert raw["metrics"]["failures"][0]["status"] == 503

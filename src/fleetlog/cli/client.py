@@ -1,37 +1,38 @@
-"""A small HTTP client for the native /v1 API, shared by the operator and events commands.
+"""A small HTTP client for the fleetlog API, and the options that say where and as whom to connect.
 
 Where to connect: `--url`, else FLEETLOG_URL, else http://127.0.0.1:8080.
 Which credential: `--token`, else FLEETLOG_TOKEN, else the operator token the server wrote to
 <data dir>/admin-token on its first start (`--data-dir`, else FLEETLOG_DATA_DIR, else ./data).
+A command gets the three options, last, with `@with_server` (see there).
 
 API errors ({"error": {"code", "message", "field"?}}) are printed in red on stderr as
 `error: <field>: <message>` and end the command with exit code 1.
 
-httpx and rich are imported only when a command runs, so `fleetlog --help` stays fast.
+httpx is imported only when a command connects, so `fleetlog --help` stays fast.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from fleetlog.cli.common import fail, option_group
+
 if TYPE_CHECKING:
     import httpx
-    from rich.console import Console
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_DATA_DIR = Path("data")
 TOKEN_FILE = "admin-token"  # the same name as fleetlog.bootstrap.ADMIN_TOKEN_FILE (not imported: heavy)
 TIMEOUT_SECONDS = 30.0
 
-# The options every command that talks to the server accepts.
+# The options every command that talks to the server accepts (see `with_server`).
 UrlOption = Annotated[
     str | None,
     typer.Option(
@@ -56,13 +57,6 @@ DataDirOption = Annotated[
         help="Where the server keeps its data, for the operator token (env FLEETLOG_DATA_DIR; default ./data)",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON (for scripts)")]
-
-
-def fail(message: str) -> NoReturn:
-    """Print `error: message` in red on stderr and exit with code 1."""
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(1)
 
 
 def resolve_token(token: str | None, data_dir: Path | None) -> str:
@@ -101,13 +95,13 @@ def api_error_message(status: int, body: bytes) -> str:
 class Client:
     """Calls the API; on any failure prints the reason and exits 1 (this is a CLI)."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, headers: Mapping[str, str] | None = None) -> None:
         import httpx
 
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "fleetlog-cli"},
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "fleetlog-cli", **(headers or {})},
             timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=5.0),
         )
 
@@ -173,8 +167,23 @@ class Client:
             yield response
 
 
-def connect(url: str | None, token: str | None, data_dir: Path | None) -> Client:
-    return Client(url or DEFAULT_URL, resolve_token(token, data_dir))
+@dataclass(frozen=True)
+class Server:
+    """Where and as whom to connect: the `--url`, `--token` and `--data-dir` of a command."""
+
+    url: UrlOption = None
+    token: TokenOption = None
+    data_dir: DataDirOption = None
+
+    def connect(self, headers: Mapping[str, str] | None = None) -> Client:
+        """A client for the server (use it in a `with`); `headers` go with every request."""
+        return Client(self.url or DEFAULT_URL, resolve_token(self.token, self.data_dir), headers)
+
+
+def with_server(command: Callable[..., None]) -> Callable[..., None]:
+    """For a command that talks to the server: its `server: Server` argument becomes the
+    `--url`, `--token` and `--data-dir` options, after all the command's own."""
+    return option_group(command, "server", Server, last=True)
 
 
 def quote(segment: str) -> str:
@@ -184,27 +193,6 @@ def quote(segment: str) -> str:
     return _quote(segment, safe="")
 
 
-def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def console(stderr: bool = False) -> Console:
-    """A rich console. Piped output is not wrapped at 80 columns (it is read by tools)."""
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    width = None
-    if not stream.isatty() and "COLUMNS" not in os.environ:
-        width = 200
-    return Console(stderr=stderr, width=width, highlight=False)
-
-
-def parse_labels(raw: list[str] | None) -> dict[str, str]:
-    """`key=value` options as a dict; exits 1 on a malformed one."""
-    labels: dict[str, str] = {}
-    for item in raw or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            fail(f"label: must be key=value, got {item!r}")
-        labels[key] = value
-    return labels
+def tenant_path(tenant: str, *segments: str) -> str:
+    """`/v1/tenants/{tenant}/{segment}/...`, each part escaped."""
+    return "/v1/tenants/" + "/".join(quote(part) for part in (tenant, *segments))

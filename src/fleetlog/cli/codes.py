@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fleetlog.cli.client import JsonOption, console, print_json
+from fleetlog.cli.common import JsonOption, console, fail, print_result, print_table
 
 if TYPE_CHECKING:
     from fleetlog.core.catalog import EventType
@@ -61,14 +61,12 @@ def _detail(event_type: EventType) -> None:
 
 
 def _table(title: str, types: list[EventType]) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for column in ("name", "family", "title", "outcome", "category"):
-        table.add_column(column, overflow="fold", no_wrap=column == "name")
-    for t in types:
-        table.add_row(t.name, t.family, t.title, t.outcome.value, t.category or "")
-    console().print(table)
+    print_table(
+        title,
+        ("name", "family", "title", "outcome", "category"),
+        ((t.name, t.family, t.title, t.outcome.value, t.category or "") for t in types),
+        no_wrap=("name",),
+    )
 
 
 def codes(
@@ -96,10 +94,7 @@ def codes(
             folded = query.casefold()
             exact = next((t for t in catalog.all() if t.name.casefold() == folded), None)
         if exact is not None and wanted in (None, exact.family):
-            if json_:
-                print_json(_as_json(exact))
-            else:
-                _detail(exact)
+            print_result(_as_json(exact), json_, lambda: _detail(exact))
             return
         found = catalog.search(query)
     else:
@@ -108,13 +103,8 @@ def codes(
         found = [t for t in found if t.family == wanted]
     if not found:
         where = f" in family {wanted}" if wanted else ""
-        typer.secho(f"error: no event type or code matches {query!r}{where}", fg="red", err=True)
-        typer.echo("hint: `fleetlog codes` lists them all", err=True)
-        raise typer.Exit(1)
-    if json_:
-        print_json({"event_types": [_as_json(t) for t in found]})
-        return
+        fail(f"no event type or code matches {query!r}{where}", hint="`fleetlog codes` lists them all")
     title = f"Event types matching {query!r}" if query else "Event types"
     if wanted:
         title += f" ({wanted})"
-    _table(f"{title}: {len(found)}", found)
+    print_result({"event_types": [_as_json(t) for t in found]}, json_, lambda: _table(f"{title}: {len(found)}", found))

@@ -5,31 +5,18 @@ last failures), replay. They talk to the running server, like the other commands
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from fleetlog.cli.client import (
-    DEFAULT_URL,
-    Client,
-    DataDirOption,
-    JsonOption,
-    TokenOption,
-    UrlOption,
-    connect,
-    console,
-    print_json,
-    quote,
-    resolve_token,
-)
+from fleetlog.cli.client import Client, Server, quote, tenant_path, with_server
+from fleetlog.cli.common import JsonOption, TenantOption, print_pairs, print_result, print_table
 
 webhooks = typer.Typer(help="Native webhooks of a tenant: list, show with failures, replay.", no_args_is_help=True)
 connectors = typer.Typer(
     help="DT data connectors of a project: list, show with metrics and failures, replay.", no_args_is_help=True
 )
 
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id")]
 OptionalTenant = Annotated[
     str | None,
     typer.Option("--tenant", "-t", help="Tenant id (needed by an operator key if the project id is in several)"),
@@ -41,85 +28,62 @@ TENANT_HEADER = "X-Fleetlog-Tenant"
 
 
 def _failures(failures: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    out = console()
-    if not failures:
-        out.print("no failures")
-        return
-    table = Table(title="Last failures (newest first)", title_justify="left")
-    for column in ("time", "status", "error", "body", "event", "attempt"):
-        table.add_column(column, overflow="fold")
-    for f in failures:
-        table.add_row(
-            f.get("time", ""),
-            str(f.get("status", "")),
-            f.get("error", ""),
-            (f.get("body") or "")[:120],
-            f.get("eventId", ""),
-            str(f.get("attempt", "")),
-        )
-    out.print(table)
-
-
-def _pairs(title: str, pairs: list[tuple[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for name, value in pairs:
-        table.add_row(name, "" if value is None else str(value))
-    console().print(table)
+    print_table(
+        "Last failures (newest first)",
+        ("time", "status", "error", "body", "event", "attempt"),
+        (
+            (
+                f.get("time", ""),
+                str(f.get("status", "")),
+                f.get("error", ""),
+                (f.get("body") or "")[:120],
+                f.get("eventId", ""),
+                str(f.get("attempt", "")),
+            )
+            for f in failures
+        ),
+        empty="no failures",
+    )
 
 
 # -- native webhooks -----------------------------------------------------------------------
 
 
 @webhooks.command("list")
-def list_webhooks(
-    tenant: TenantOption,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def list_webhooks(server: Server, tenant: TenantOption, json_: JsonOption = False) -> None:
     """The tenant's webhooks."""
-    with connect(url, token, data_dir) as api:
-        found = api.get(f"/v1/tenants/{quote(tenant)}/webhooks")
-    if json_:
-        print_json(found)
-        return
-    from rich.table import Table
+    with server.connect() as api:
+        found = api.get(tenant_path(tenant, "webhooks"))
+    print_result(found, json_, lambda: _webhooks(tenant, found["webhooks"]))
 
-    table = Table(title=f"Webhooks of {tenant}", title_justify="left")
-    for column in ("id", "status", "project", "url", "types", "name"):
-        table.add_column(column, overflow="fold")
-    for w in found["webhooks"]:
-        table.add_row(w["id"], w["status"], w.get("project") or "(all)", w["url"], ", ".join(w["types"]), w["name"])
-    console().print(table)
+
+def _webhooks(tenant: str, hooks: list[dict[str, Any]]) -> None:
+    print_table(
+        f"Webhooks of {tenant}",
+        ("id", "status", "project", "url", "types", "name"),
+        (
+            (w["id"], w["status"], w.get("project") or "(all)", w["url"], ", ".join(w["types"]), w["name"])
+            for w in hooks
+        ),
+    )
 
 
 @webhooks.command("show")
-def show_webhook(
-    ident: IdArgument,
-    tenant: TenantOption,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def show_webhook(server: Server, ident: IdArgument, tenant: TenantOption, json_: JsonOption = False) -> None:
     """A webhook, its delivery metrics and its last failures."""
-    base = f"/v1/tenants/{quote(tenant)}/webhooks/{quote(ident)}"
-    with connect(url, token, data_dir) as api:
+    base = tenant_path(tenant, "webhooks", ident)
+    with server.connect() as api:
         hook = api.get(base)
         report = api.get(base + "/metrics")
-    if json_:
-        print_json({"webhook": hook, "metrics": report})
-        return
+    print_result({"webhook": hook, "metrics": report}, json_, lambda: _show_webhook(ident, hook, report))
+
+
+def _show_webhook(ident: str, hook: dict[str, Any], report: dict[str, Any]) -> None:
     last = report["last_3h"]
     p99 = last["latency_p99_seconds"]
-    _pairs(
+    print_pairs(
         f"Webhook {ident}",
         [
             ("status", hook["status"]),
@@ -133,6 +97,7 @@ def show_webhook(
             ("failing since", report["failing_since"]),
             ("last success", report["last_success"]),
         ],
+        boxed=True,
     )
     _failures(report["failures"])
 
@@ -145,48 +110,30 @@ def _filters(hook: dict[str, Any]) -> str:
 
 
 @webhooks.command("replay")
-def replay_webhook(
-    ident: IdArgument,
-    tenant: TenantOption,
-    since: SinceOption,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def replay_webhook(server: Server, ident: IdArgument, tenant: TenantOption, since: SinceOption) -> None:
     """Push again every matching event that arrived since a time."""
-    with connect(url, token, data_dir) as api:
-        answer = api.post(f"/v1/tenants/{quote(tenant)}/webhooks/{quote(ident)}/replay", {"since": since})
+    with server.connect() as api:
+        answer = api.post(tenant_path(tenant, "webhooks", ident, "replay"), {"since": since})
     typer.echo(f"replaying webhook {ident} since {answer['replaying_since']}")
 
 
 # -- DT data connectors --------------------------------------------------------------------
 
 
-class _DtClient(Client):
-    """The /v2 routes: an operator key names the tenant in a header."""
-
-    def __init__(self, url: str, token: str, tenant: str | None) -> None:
-        super().__init__(url, token)
-        if tenant:
-            self._http.headers[TENANT_HEADER] = tenant
-
-
-def _dt(url: str | None, token: str | None, data_dir: Path | None, tenant: str | None) -> Client:
-    return _DtClient(url or DEFAULT_URL, resolve_token(token, data_dir), tenant)
+def _dt(server: Server, tenant: str | None) -> Client:
+    """A client for the /v2 routes: an operator key names the tenant in a header."""
+    return server.connect({TENANT_HEADER: tenant} if tenant else None)
 
 
 @connectors.command("list")
+@with_server
 def list_connectors(
-    project: ProjectOption,
-    tenant: OptionalTenant = None,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
+    server: Server, project: ProjectOption, tenant: OptionalTenant = None, json_: JsonOption = False
 ) -> None:
     """The project's data connectors."""
     found: list[dict[str, Any]] = []
-    with _dt(url, token, data_dir, tenant) as api:
+    with _dt(server, tenant) as api:
         page_token = ""
         while True:
             page = api.get(f"/v2/projects/{quote(project)}/dataconnectors", {"pageToken": page_token})
@@ -194,41 +141,42 @@ def list_connectors(
             page_token = page["nextPageToken"]
             if not page_token:
                 break
-    if json_:
-        print_json({"dataConnectors": found})
-        return
-    from rich.table import Table
+    print_result({"dataConnectors": found}, json_, lambda: _connectors(project, found))
 
-    table = Table(title=f"Data connectors of {project}", title_justify="left")
-    for column in ("id", "status", "url", "events", "displayName"):
-        table.add_column(column, overflow="fold")
-    for c in found:
-        table.add_row(
-            c["name"].rsplit("/", 1)[-1], c["status"], c["httpConfig"]["url"], ", ".join(c["events"]), c["displayName"]
-        )
-    console().print(table)
+
+def _connectors(project: str, found: list[dict[str, Any]]) -> None:
+    print_table(
+        f"Data connectors of {project}",
+        ("id", "status", "url", "events", "displayName"),
+        (
+            (
+                c["name"].rsplit("/", 1)[-1],
+                c["status"],
+                c["httpConfig"]["url"],
+                ", ".join(c["events"]),
+                c["displayName"],
+            )
+            for c in found
+        ),
+    )
 
 
 @connectors.command("show")
+@with_server
 def show_connector(
-    ident: IdArgument,
-    project: ProjectOption,
-    tenant: OptionalTenant = None,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
+    server: Server, ident: IdArgument, project: ProjectOption, tenant: OptionalTenant = None, json_: JsonOption = False
 ) -> None:
     """A data connector, its :metrics (last 3 hours) and its last failures."""
     base = f"/v2/projects/{quote(project)}/dataconnectors/{quote(ident)}"
-    with _dt(url, token, data_dir, tenant) as api:
+    with _dt(server, tenant) as api:
         connector = api.get(base)
         report = api.get(base + ":metrics")
-    if json_:
-        print_json({"dataConnector": connector, "metrics": report})
-        return
+    print_result({"dataConnector": connector, "metrics": report}, json_, lambda: _show_connector(connector, report))
+
+
+def _show_connector(connector: dict[str, Any], report: dict[str, Any]) -> None:
     m = report["metrics"]
-    _pairs(
+    print_pairs(
         f"Data connector {connector['name']}",
         [
             ("status", connector["status"]),
@@ -239,21 +187,17 @@ def show_connector(
             ("p99 latency", m["latency99p"]),
             ("dropped (too old)", report.get("droppedCount", 0)),
         ],
+        boxed=True,
     )
     _failures(report.get("failures", []))
 
 
 @connectors.command("replay")
+@with_server
 def replay_connector(
-    ident: IdArgument,
-    project: ProjectOption,
-    since: SinceOption,
-    tenant: OptionalTenant = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
+    server: Server, ident: IdArgument, project: ProjectOption, since: SinceOption, tenant: OptionalTenant = None
 ) -> None:
     """Push again every event the connector takes that arrived since a time."""
-    with _dt(url, token, data_dir, tenant) as api:
+    with _dt(server, tenant) as api:
         api.post(f"/v2/projects/{quote(project)}/dataconnectors/{quote(ident)}:replay", {"startTime": since})
     typer.echo(f"replaying data connector {ident} since {since}")

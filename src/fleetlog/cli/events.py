@@ -7,23 +7,16 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fleetlog.cli.client import (
-    DataDirOption,
-    JsonOption,
-    TokenOption,
-    UrlOption,
-    connect,
-    console,
-    fail,
-    print_json,
-    quote,
-)
+from fleetlog.cli.client import Server, tenant_path, with_server
+from fleetlog.cli.common import JsonOption, TenantOption, console, fail, option_group, print_result, print_table
 
 if TYPE_CHECKING:
     from rich.progress import Progress, Task
@@ -41,49 +34,52 @@ class Format(StrEnum):
     csv = "csv"
 
 
-# The filters, mirroring the REST query parameters.
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id")]
-ProjectOption = Annotated[list[str] | None, typer.Option("--project", "-p", help="Project id (repeatable)")]
-DeviceOption = Annotated[list[str] | None, typer.Option("--device", "-d", help="Device id (repeatable)")]
-TypeOption = Annotated[list[str] | None, typer.Option("--type", help="Event type (repeatable)")]
-SinceOption = Annotated[str | None, typer.Option(help="Events at or after this time (RFC 3339 or epoch milliseconds)")]
-UntilOption = Annotated[str | None, typer.Option(help="Events before this time (RFC 3339 or epoch milliseconds)")]
-OutcomeOption = Annotated[
-    list[str] | None, typer.Option("--outcome", help="SUCCESS, FAIL, SKIPPED or INFO (repeatable)")
-]
-MinSeverityOption = Annotated[int | None, typer.Option("--min-severity", min=1, max=5, help="Lowest severity, 1-5")]
-LabelOption = Annotated[
-    list[str] | None,
-    typer.Option("--label", "-l", help="Device label: key=value, or key to require it (repeatable)"),
-]
-OrderOption = Annotated[Order, typer.Option(help="Newest or oldest first", case_sensitive=False)]
+@dataclass(frozen=True)
+class Filters:
+    """Which events: the options `query` and `export` share, mirroring the REST query parameters."""
+
+    project: Annotated[list[str] | None, typer.Option("--project", "-p", help="Project id (repeatable)")] = None
+    device: Annotated[list[str] | None, typer.Option("--device", "-d", help="Device id (repeatable)")] = None
+    type_: Annotated[list[str] | None, typer.Option("--type", help="Event type (repeatable)")] = None
+    since: Annotated[
+        str | None,
+        typer.Option(help="Events at or after this time (RFC 3339 or epoch milliseconds)"),
+    ] = None
+    until: Annotated[str | None, typer.Option(help="Events before this time (RFC 3339 or epoch milliseconds)")] = None
+    outcome: Annotated[
+        list[str] | None, typer.Option("--outcome", help="SUCCESS, FAIL, SKIPPED or INFO (repeatable)")
+    ] = None
+    min_severity: Annotated[
+        int | None,
+        typer.Option("--min-severity", min=1, max=5, help="Lowest severity, 1-5"),
+    ] = None
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="Device label: key=value, or key to require it (repeatable)"),
+    ] = None
+    order: Annotated[Order, typer.Option(help="Newest or oldest first", case_sensitive=False)] = Order.newest
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query parameters, a repeated option a repeated parameter."""
+        params: list[tuple[str, str]] = []
+        params += [("project", v) for v in self.project or []]
+        params += [("device", v) for v in self.device or []]
+        params += [("type", v) for v in self.type_ or []]
+        if self.since is not None:
+            params.append(("since", self.since))
+        if self.until is not None:
+            params.append(("until", self.until))
+        params += [("outcome", v) for v in self.outcome or []]
+        if self.min_severity is not None:
+            params.append(("min_severity", str(self.min_severity)))
+        params += [("label", v) for v in self.label or []]
+        params.append(("order", self.order.value))
+        return params
 
 
-def _filters(
-    project: list[str] | None,
-    device: list[str] | None,
-    type_: list[str] | None,
-    since: str | None,
-    until: str | None,
-    outcome: list[str] | None,
-    min_severity: int | None,
-    label: list[str] | None,
-    order: Order,
-) -> list[tuple[str, str]]:
-    params: list[tuple[str, str]] = []
-    params += [("project", v) for v in project or []]
-    params += [("device", v) for v in device or []]
-    params += [("type", v) for v in type_ or []]
-    if since is not None:
-        params.append(("since", since))
-    if until is not None:
-        params.append(("until", until))
-    params += [("outcome", v) for v in outcome or []]
-    if min_severity is not None:
-        params.append(("min_severity", str(min_severity)))
-    params += [("label", v) for v in label or []]
-    params.append(("order", order.value))
-    return params
+def with_filters(command: Callable[..., None]) -> Callable[..., None]:
+    """The command's `filters: Filters` argument becomes the filter options, in its place."""
+    return option_group(command, "filters", Filters)
 
 
 # -- query ---------------------------------------------------------------------------------
@@ -95,47 +91,34 @@ def _compact(data: Any, limit: int = 80) -> str:
 
 
 @app.command("query")
+@with_server
+@with_filters
 def query(
+    server: Server,
     tenant: TenantOption,
-    project: ProjectOption = None,
-    device: DeviceOption = None,
-    type_: TypeOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    outcome: OutcomeOption = None,
-    min_severity: MinSeverityOption = None,
-    label: LabelOption = None,
-    order: OrderOption = Order.newest,
+    filters: Filters = Filters(),
     limit: Annotated[int | None, typer.Option(min=1, max=1000, help="Page size, 1-1000 (default 100)")] = None,
     cursor: Annotated[str | None, typer.Option(help="Continue from the cursor a previous page printed")] = None,
     json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """One page of events, newest first by default; prints the cursor of the next page."""
-    params = _filters(project, device, type_, since, until, outcome, min_severity, label, order)
+    params = filters.params()
     if limit is not None:
         params.append(("limit", str(limit)))
     if cursor:
         params.append(("cursor", cursor))
-    with connect(url, token, data_dir) as api:
-        page = api.get(f"/v1/tenants/{quote(tenant)}/events", params)
-    if json_:
-        print_json(page)
-        return
-    from rich.table import Table
+    with server.connect() as api:
+        page = api.get(tenant_path(tenant, "events"), params)
+    print_result(page, json_, lambda: _page(tenant, page))
 
+
+def _page(tenant: str, page: dict[str, Any]) -> None:
     events = page.get("events", [])
-    out = console()
-    if not events:
-        out.print("no events")
-    else:
-        table = Table(title=f"Events of {tenant}", title_justify="left")
-        for column in ("time", "device", "type", "outcome", "severity", "project", "data", "id"):
-            table.add_column(column, overflow="fold", no_wrap=column in ("time", "id"))
-        for e in events:
-            table.add_row(
+    print_table(
+        f"Events of {tenant}",
+        ("time", "device", "type", "outcome", "severity", "project", "data", "id"),
+        (
+            (
                 e.get("time", ""),
                 e.get("device") or e.get("gateway") or "",
                 e.get("type", ""),
@@ -145,11 +128,13 @@ def query(
                 _compact(e.get("data")),
                 e.get("id", ""),
             )
-        out.print(table)
-    if page.get("next_cursor"):
-        out.print(f"{len(events)} events; next page: --cursor {page['next_cursor']}", soft_wrap=True)
-    else:
-        out.print(f"{len(events)} events; no more pages")
+            for e in events
+        ),
+        empty="no events",
+        no_wrap=("time", "id"),
+    )
+    more = f"next page: --cursor {page['next_cursor']}" if page.get("next_cursor") else "no more pages"
+    console().print(f"{len(events)} events; {more}", soft_wrap=True)
 
 
 # -- export --------------------------------------------------------------------------------
@@ -229,7 +214,10 @@ def _file_mode(target: Path) -> int:
 
 
 @app.command("export")
+@with_server
+@with_filters
 def export(
+    server: Server,
     tenant: TenantOption,
     format_: Annotated[Format, typer.Option("--format", "-f", help="ndjson or csv", case_sensitive=False)] = (
         Format.ndjson
@@ -237,25 +225,14 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout)", dir_okay=False)
     ] = None,
-    project: ProjectOption = None,
-    device: DeviceOption = None,
-    type_: TypeOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    outcome: OutcomeOption = None,
-    min_severity: MinSeverityOption = None,
-    label: LabelOption = None,
-    order: OrderOption = Order.newest,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
+    filters: Filters = Filters(),
 ) -> None:
     """Every matching event, streamed as NDJSON or CSV to a file or stdout.
 
     Written chunk by chunk, never held in memory.
 
     A file is written under a temporary name and renamed when complete: never left half-written."""
-    params = _filters(project, device, type_, since, until, outcome, min_severity, label, order)
+    params = filters.params()
     params.append(("format", format_.value))
     counter = RowCounter(format_)
     to_file = output is not None and str(output) != "-"
@@ -278,8 +255,8 @@ def export(
     done = False
     try:
         with (
-            connect(url, token, data_dir) as api,
-            api.stream(f"/v1/tenants/{quote(tenant)}/events/export", params) as response,
+            server.connect() as api,
+            api.stream(tenant_path(tenant, "events", "export"), params) as response,
         ):
             progress = _progress() if show_progress else None
             task = progress.add_task("exporting", total=None, rows=0) if progress else None

@@ -11,24 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetlog.cli.client import (
-    DataDirOption,
-    JsonOption,
-    TokenOption,
-    UrlOption,
-    connect,
-    console,
-    parse_labels,
-    print_json,
-    quote,
-)
+from fleetlog.cli.client import Server, tenant_path, with_server
+from fleetlog.cli.common import JsonOption, TenantOption, console, parse_labels, print_pairs, print_result, print_table
 
 tenants = typer.Typer(help="Tenants (operator only, except `show` and `list`).", no_args_is_help=True)
 projects = typer.Typer(help="Projects of a tenant.", no_args_is_help=True)
 devices = typer.Typer(help="Devices of a tenant.", no_args_is_help=True)
 keys = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
 
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id")]
+TenantId = Annotated[str, typer.Argument(metavar="ID", help="Tenant id")]
+ProjectId = Annotated[str, typer.Argument(metavar="ID", help="Project id")]
+DeviceId = Annotated[str, typer.Argument(metavar="ID", help="Device id")]
+NameOption = Annotated[str | None, typer.Option(help="Display name")]
 LabelsOption = Annotated[
     list[str] | None,
     typer.Option("--label", "-l", help="Device label as key=value (repeatable)"),
@@ -38,44 +32,30 @@ LabelsOption = Annotated[
 # -- output --------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value)
-
-
 def _table(title: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column.replace("_", " "), overflow="fold")
-    count = 0
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-        count += 1
-    out = console()
-    if count:
-        out.print(table)
-    else:
-        out.print(f"no {title.lower()}")
+    """Records, a column a field (`no <title>` when there are none)."""
+    print_table(
+        title,
+        [column.replace("_", " ") for column in columns],
+        ([row.get(column) for column in columns] for row in rows),
+        empty=f"no {title.lower()}",
+    )
 
 
 def _details(title: str, item: dict[str, Any]) -> None:
-    from rich.table import Table
+    """One record, a field a line (a key's token is never among them)."""
+    print_pairs(title, ((key.replace("_", " "), value) for key, value in item.items() if key != "token"))
 
-    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in item.items():
-        if key == "token":
-            continue
-        table.add_row(key.replace("_", " "), _cell(value))
-    console().print(table)
+
+def _delete(server: Server, path: str, done: str) -> None:
+    with server.connect() as api:
+        api.delete(path)
+    typer.echo(done)
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields of a request body that were given (not None)."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 TENANT_COLUMNS = ["id", "name", "retention_days", "license_valid", "created"]
@@ -88,161 +68,103 @@ KEY_COLUMNS = ["id", "role", "project", "name", "created"]
 
 
 @tenants.command("list")
-def tenants_list(
-    json_: JsonOption = False, url: UrlOption = None, token: TokenOption = None, data_dir: DataDirOption = None
-) -> None:
+@with_server
+def tenants_list(server: Server, json_: JsonOption = False) -> None:
     """List the tenants (an operator sees all; a tenant key sees its own)."""
-    with connect(url, token, data_dir) as api:
+    with server.connect() as api:
         page = api.get("/v1/tenants")
-    if json_:
-        print_json(page)
-    else:
-        _table("Tenants", TENANT_COLUMNS, page["tenants"])
+    print_result(page, json_, lambda: _table("Tenants", TENANT_COLUMNS, page["tenants"]))
 
 
 @tenants.command("create")
+@with_server
 def tenants_create(
-    tenant_id: Annotated[str, typer.Argument(metavar="ID", help="Tenant id")],
-    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    server: Server,
+    tenant_id: TenantId,
+    name: NameOption = None,
     retention_days: Annotated[int | None, typer.Option(help="Keep events this many days (default 31)")] = None,
     json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """Create a tenant."""
-    body: dict[str, Any] = {"id": tenant_id}
-    if name is not None:
-        body["name"] = name
-    if retention_days is not None:
-        body["retention_days"] = retention_days
-    with connect(url, token, data_dir) as api:
-        tenant = api.post("/v1/tenants", body)
-    if json_:
-        print_json(tenant)
-    else:
-        _details(f"Created tenant {tenant['id']}", tenant)
+    with server.connect() as api:
+        tenant = api.post("/v1/tenants", {"id": tenant_id, **_given(name=name, retention_days=retention_days)})
+    print_result(tenant, json_, lambda: _details(f"Created tenant {tenant['id']}", tenant))
 
 
 @tenants.command("show")
-def tenants_show(
-    tenant_id: Annotated[str, typer.Argument(metavar="ID", help="Tenant id")],
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def tenants_show(server: Server, tenant_id: TenantId, json_: JsonOption = False) -> None:
     """Show one tenant."""
-    with connect(url, token, data_dir) as api:
-        tenant = api.get(f"/v1/tenants/{quote(tenant_id)}")
-    if json_:
-        print_json(tenant)
-    else:
-        _details(f"Tenant {tenant['id']}", tenant)
+    with server.connect() as api:
+        tenant = api.get(tenant_path(tenant_id))
+    print_result(tenant, json_, lambda: _details(f"Tenant {tenant['id']}", tenant))
 
 
 @tenants.command("update")
+@with_server
 def tenants_update(
-    tenant_id: Annotated[str, typer.Argument(metavar="ID", help="Tenant id")],
-    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    server: Server,
+    tenant_id: TenantId,
+    name: NameOption = None,
     retention_days: Annotated[int | None, typer.Option(help="Keep events this many days")] = None,
     license_valid: Annotated[
         bool | None,
         typer.Option("--license-valid/--license-invalid", help="Mark the licence valid or invalid"),
     ] = None,
     json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """Change a tenant's name, retention or licence state."""
-    body: dict[str, Any] = {}
-    if name is not None:
-        body["name"] = name
-    if retention_days is not None:
-        body["retention_days"] = retention_days
-    if license_valid is not None:
-        body["license_valid"] = license_valid
+    body = _given(name=name, retention_days=retention_days, license_valid=license_valid)
     if not body:
         raise typer.BadParameter(
             "nothing to change: give --name, --retention-days or --license-valid/--license-invalid"
         )
-    with connect(url, token, data_dir) as api:
-        tenant = api.patch(f"/v1/tenants/{quote(tenant_id)}", body)
-    if json_:
-        print_json(tenant)
-    else:
-        _details(f"Updated tenant {tenant['id']}", tenant)
+    with server.connect() as api:
+        tenant = api.patch(tenant_path(tenant_id), body)
+    print_result(tenant, json_, lambda: _details(f"Updated tenant {tenant['id']}", tenant))
 
 
 # -- projects ------------------------------------------------------------------------------
 
 
 @projects.command("list")
-def projects_list(
-    tenant: TenantOption,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def projects_list(server: Server, tenant: TenantOption, json_: JsonOption = False) -> None:
     """List a tenant's projects."""
-    with connect(url, token, data_dir) as api:
-        page = api.get(f"/v1/tenants/{quote(tenant)}/projects")
-    if json_:
-        print_json(page)
-    else:
-        _table(f"Projects of {tenant}", PROJECT_COLUMNS, page["projects"])
+    with server.connect() as api:
+        page = api.get(tenant_path(tenant, "projects"))
+    print_result(page, json_, lambda: _table(f"Projects of {tenant}", PROJECT_COLUMNS, page["projects"]))
 
 
 @projects.command("create")
+@with_server
 def projects_create(
-    project_id: Annotated[str, typer.Argument(metavar="ID", help="Project id")],
-    tenant: TenantOption,
-    name: Annotated[str | None, typer.Option(help="Display name")] = None,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
+    server: Server, project_id: ProjectId, tenant: TenantOption, name: NameOption = None, json_: JsonOption = False
 ) -> None:
     """Create a project in a tenant."""
-    body: dict[str, Any] = {"id": project_id}
-    if name is not None:
-        body["name"] = name
-    with connect(url, token, data_dir) as api:
-        project = api.post(f"/v1/tenants/{quote(tenant)}/projects", body)
-    if json_:
-        print_json(project)
-    else:
-        _details(f"Created project {project['id']} in {tenant}", project)
+    with server.connect() as api:
+        project = api.post(tenant_path(tenant, "projects"), {"id": project_id, **_given(name=name)})
+    print_result(project, json_, lambda: _details(f"Created project {project['id']} in {tenant}", project))
 
 
 @projects.command("delete")
-def projects_delete(
-    project_id: Annotated[str, typer.Argument(metavar="ID", help="Project id")],
-    tenant: TenantOption,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def projects_delete(server: Server, project_id: ProjectId, tenant: TenantOption) -> None:
     """Delete a project."""
-    with connect(url, token, data_dir) as api:
-        api.delete(f"/v1/tenants/{quote(tenant)}/projects/{quote(project_id)}")
-    typer.echo(f"deleted project {project_id} of {tenant}")
+    _delete(server, tenant_path(tenant, "projects", project_id), f"deleted project {project_id} of {tenant}")
 
 
 # -- devices -------------------------------------------------------------------------------
 
 
 @devices.command("list")
+@with_server
 def devices_list(
+    server: Server,
     tenant: TenantOption,
     project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project")] = None,
     label: LabelsOption = None,
     json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """List a tenant's devices (all pages), optionally by project and labels.
 
@@ -252,65 +174,51 @@ def devices_list(
         params.append(("project", project))
     params += [("label", raw) for raw in label or []]
     found: list[dict[str, Any]] = []
-    with connect(url, token, data_dir) as api:
+    with server.connect() as api:
         after: str | None = None
         while True:
-            page = api.get(f"/v1/tenants/{quote(tenant)}/devices", params + ([("after", after)] if after else []))
+            page = api.get(tenant_path(tenant, "devices"), params + ([("after", after)] if after else []))
             found += page["devices"]
             after = page.get("next_after")
             if not after:
                 break
-    if json_:
-        print_json({"devices": found, "next_after": None})
-    else:
-        _table(f"Devices of {tenant}", DEVICE_COLUMNS, found)
+    print_result(
+        {"devices": found, "next_after": None}, json_, lambda: _table(f"Devices of {tenant}", DEVICE_COLUMNS, found)
+    )
 
 
 @devices.command("create")
+@with_server
 def devices_create(
-    device_id: Annotated[str, typer.Argument(metavar="ID", help="Device id")],
+    server: Server,
+    device_id: DeviceId,
     tenant: TenantOption,
     project: Annotated[str, typer.Option("--project", "-p", help="Project the device belongs to")],
     type_: Annotated[str | None, typer.Option("--type", help="Device type, e.g. temperature")] = None,
     label: LabelsOption = None,
     json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """Register a device."""
-    body: dict[str, Any] = {"id": device_id, "project": project, "labels": parse_labels(label)}
-    if type_ is not None:
-        body["type"] = type_
-    with connect(url, token, data_dir) as api:
-        device = api.post(f"/v1/tenants/{quote(tenant)}/devices", body)
-    if json_:
-        print_json(device)
-    else:
-        _details(f"Created device {device['id']}", device)
+    body = {"id": device_id, "project": project, "labels": parse_labels(label), **_given(type=type_)}
+    with server.connect() as api:
+        device = api.post(tenant_path(tenant, "devices"), body)
+    print_result(device, json_, lambda: _details(f"Created device {device['id']}", device))
 
 
 @devices.command("show")
-def devices_show(
-    device_id: Annotated[str, typer.Argument(metavar="ID", help="Device id")],
-    tenant: TenantOption,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def devices_show(server: Server, device_id: DeviceId, tenant: TenantOption, json_: JsonOption = False) -> None:
     """Show one device."""
-    with connect(url, token, data_dir) as api:
-        device = api.get(f"/v1/tenants/{quote(tenant)}/devices/{quote(device_id)}")
-    if json_:
-        print_json(device)
-    else:
-        _details(f"Device {device['id']}", device)
+    with server.connect() as api:
+        device = api.get(tenant_path(tenant, "devices", device_id))
+    print_result(device, json_, lambda: _details(f"Device {device['id']}", device))
 
 
 @devices.command("update")
+@with_server
 def devices_update(
-    device_id: Annotated[str, typer.Argument(metavar="ID", help="Device id")],
+    server: Server,
+    device_id: DeviceId,
     tenant: TenantOption,
     project: Annotated[str | None, typer.Option("--project", "-p", help="Move to this project")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="Device type")] = None,
@@ -320,62 +228,34 @@ def devices_update(
     ] = None,
     clear_labels: Annotated[bool, typer.Option("--clear-labels", help="Remove every label")] = False,
     json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """Move a device, change its type, or replace its labels."""
-    body: dict[str, Any] = {}
-    if project is not None:
-        body["project"] = project
-    if type_ is not None:
-        body["type"] = type_
-    if label:
-        body["labels"] = parse_labels(label)
-    elif clear_labels:
-        body["labels"] = {}
+    labels = parse_labels(label) if label else ({} if clear_labels else None)
+    body = _given(project=project, type=type_, labels=labels)
     if not body:
         raise typer.BadParameter("nothing to change: give --project, --type, --label or --clear-labels")
-    with connect(url, token, data_dir) as api:
-        device = api.patch(f"/v1/tenants/{quote(tenant)}/devices/{quote(device_id)}", body)
-    if json_:
-        print_json(device)
-    else:
-        _details(f"Updated device {device['id']}", device)
+    with server.connect() as api:
+        device = api.patch(tenant_path(tenant, "devices", device_id), body)
+    print_result(device, json_, lambda: _details(f"Updated device {device['id']}", device))
 
 
 @devices.command("delete")
-def devices_delete(
-    device_id: Annotated[str, typer.Argument(metavar="ID", help="Device id")],
-    tenant: TenantOption,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def devices_delete(server: Server, device_id: DeviceId, tenant: TenantOption) -> None:
     """Delete a device (its events stay)."""
-    with connect(url, token, data_dir) as api:
-        api.delete(f"/v1/tenants/{quote(tenant)}/devices/{quote(device_id)}")
-    typer.echo(f"deleted device {device_id} of {tenant}")
+    _delete(server, tenant_path(tenant, "devices", device_id), f"deleted device {device_id} of {tenant}")
 
 
 # -- keys ----------------------------------------------------------------------------------
 
 
 @keys.command("list")
-def keys_list(
-    tenant: TenantOption,
-    json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
-) -> None:
+@with_server
+def keys_list(server: Server, tenant: TenantOption, json_: JsonOption = False) -> None:
     """List a tenant's API keys (never their secrets)."""
-    with connect(url, token, data_dir) as api:
-        page = api.get(f"/v1/tenants/{quote(tenant)}/keys")
-    if json_:
-        print_json(page)
-    else:
-        _table(f"Keys of {tenant}", KEY_COLUMNS, page["keys"])
+    with server.connect() as api:
+        page = api.get(tenant_path(tenant, "keys"))
+    print_result(page, json_, lambda: _table(f"Keys of {tenant}", KEY_COLUMNS, page["keys"]))
 
 
 class Role(StrEnum):
@@ -385,27 +265,22 @@ class Role(StrEnum):
 
 
 @keys.command("create")
+@with_server
 def keys_create(
+    server: Server,
     tenant: TenantOption,
     role: Annotated[Role, typer.Option(help="What the key may do", case_sensitive=False)],
     project: Annotated[str | None, typer.Option("--project", "-p", help="Limit the key to one project")] = None,
     name: Annotated[str | None, typer.Option(help="A name to recognise the key by")] = None,
     json_: JsonOption = False,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """Create an API key. Its token is shown once: store it now."""
-    body: dict[str, Any] = {"role": role.value}
-    if project is not None:
-        body["project"] = project
-    if name is not None:
-        body["name"] = name
-    with connect(url, token, data_dir) as api:
-        key = api.post(f"/v1/tenants/{quote(tenant)}/keys", body)
-    if json_:
-        print_json(key)
-        return
+    with server.connect() as api:
+        key = api.post(tenant_path(tenant, "keys"), {"role": role.value, **_given(project=project, name=name)})
+    print_result(key, json_, lambda: _new_key(key))
+
+
+def _new_key(key: dict[str, Any]) -> None:
     _details(f"Created {key['role']} key {key['id']}", key)
     out = console()
     out.print()
@@ -415,14 +290,11 @@ def keys_create(
 
 
 @keys.command("revoke")
+@with_server
 def keys_revoke(
+    server: Server,
     key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="Key id (not the token)")],
     tenant: TenantOption,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """Revoke (delete) an API key; requests with its token fail from now on."""
-    with connect(url, token, data_dir) as api:
-        api.delete(f"/v1/tenants/{quote(tenant)}/keys/{quote(key_id)}")
-    typer.echo(f"revoked key {key_id} of {tenant}")
+    _delete(server, tenant_path(tenant, "keys", key_id), f"revoked key {key_id} of {tenant}")
