@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -35,6 +36,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fleetlog")
 ADMIN_TOKEN_FILE = "admin-token"
+
+# Container allocations between two young-generation collections (CPython's default is 700).
+# Ingest allocates a few containers per event, so at the default a batch of 1,000 events sets
+# off several collections, each also walking the survivors of the last one: a quarter of the
+# server's CPU at 35,000 events/s. Nothing the pipeline makes lives in a reference cycle, so
+# collecting rarely costs no memory that matters (a few MB of young objects at most).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """For a long-running server, once everything is built: objects made at start-up (catalog,
+    schemas, routes, caches) are never scanned again, and young collections are rarer."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def build_app(config: Config, clock: Clock | None = None) -> Starlette:

@@ -53,7 +53,7 @@ def serve(
 
     import uvicorn
 
-    from fleetlog.bootstrap import ADMIN_TOKEN_FILE, build_app
+    from fleetlog.bootstrap import ADMIN_TOKEN_FILE, build_app, tune_gc
 
     config = Config.from_env()
     if host is not None:
@@ -66,6 +66,7 @@ def serve(
         config.log_level = log_level
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app_ = build_app(config)
+    tune_gc()
     typer.echo(f"fleetlog listening on http://{config.host}:{config.port}  (data: {config.database})")
     typer.echo(
         f"API docs: http://{config.host}:{config.port}/docs   operator token: {config.data_dir / ADMIN_TOKEN_FILE}"

@@ -192,10 +192,12 @@ class ConnectivityMonitor:
         """Follow one committed event."""
         if event.source is not SourceKind.DEVICE or event.device is None:
             return
-        try:
-            device = await self._directory.device(event.tenant, event.device)
-        except NotFound:
-            return
+        device = self._directory.cached_device(event.tenant, event.device)
+        if device is None:
+            try:
+                device = await self._directory.device(event.tenant, event.device)
+            except NotFound:
+                return
         threshold = self.threshold_us(device)
         if threshold is None:
             return

@@ -47,9 +47,10 @@ class Ingest:
     async def prepare(self, principal: Principal | None, event: Event) -> Event:
         """Check an event against the registry, the caller's rights and the catalog; fill in
         what the catalog knows. `principal` None means a trusted internal producer."""
-        tenant = await self.directory.tenant(event.tenant)
+        directory = self.directory
+        tenant = directory.cached_tenant(event.tenant) or await directory.tenant(event.tenant)
         if event.device is not None:
-            device = await self.directory.device(tenant.id, event.device)
+            device = directory.cached_device(tenant.id, event.device) or await directory.device(tenant.id, event.device)
             if not event.project:
                 event.project = device.project
             elif event.project != device.project:
@@ -59,12 +60,14 @@ class Ingest:
         elif event.source is SourceKind.DEVICE:
             raise InvalidInput("a device event must name its device", "device")
         if principal is not None:
-            await self.directory.require(principal, tenant.id, event.project, Role.WRITE)
+            directory.check_rights(principal, tenant.id, event.project, Role.WRITE)
         if event.device is None:
-            await self.directory.project(tenant.id, event.project)
+            await directory.project(tenant.id, event.project)
         if not SEVERITY_MIN <= event.severity <= SEVERITY_MAX:
             raise InvalidInput("must be an integer from 1 to 5", "severity")
-        custom = await self.directory.custom_types(tenant.id)
+        custom = directory.cached_types(tenant.id)
+        if custom is None:
+            custom = await directory.custom_types(tenant.id)
         known = self.catalog.validate(event.type, event.data, custom or None)
         if known is not None:
             if not event.description:

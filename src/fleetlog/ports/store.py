@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from fleetlog.core.event import Event
 from fleetlog.core.query import EventQuery, Page
@@ -24,8 +24,7 @@ class AppendStatus(StrEnum):
     CONFLICT = "conflict"  # same device, type, time and content (Dedupe.NATURAL)
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(NamedTuple):  # a tuple: made once per event on the ingest hot path
     status: AppendStatus
     event: Event  # the stored event, with its id
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 import msgspec
@@ -31,6 +31,7 @@ from fleetlog.pipeline.services import Services
 from fleetlog.ports.store import AppendResult, AppendStatus
 
 _one = msgspec.json.Decoder(EventIn)
+_many = msgspec.json.Decoder(list[EventIn])
 _raw = msgspec.json.Decoder(msgspec.Raw)
 _list = msgspec.json.Decoder(list[msgspec.Raw])
 _encoder = msgspec.json.Encoder()
@@ -68,19 +69,18 @@ def _decode_item(raw: bytes, root: str) -> EventIn:
         raise InvalidInput("nested too deeply", root or None) from None
 
 
-def to_event(tenant: str, item: EventIn, now_us: int, root: str = "") -> Event:
-    prefix = f"{root}." if root else ""
+def to_event(tenant: str, item: EventIn, now_us: int) -> Event:
     if item.time is None:
         when = now_us
     elif isinstance(item.time, int):
         if not 0 <= item.time <= MAX_US // 1000:
-            raise InvalidInput("epoch milliseconds out of range", f"{prefix}time")
+            raise InvalidInput("epoch milliseconds out of range", "time")
         when = item.time * 1000
     else:
         try:
             when = parse_rfc3339(item.time)
         except ValueError as exc:
-            raise InvalidInput(str(exc), f"{prefix}time") from None
+            raise InvalidInput(str(exc), "time") from None
     source = item.source or (
         SourceKind.DEVICE if item.device else SourceKind.GATEWAY if item.gateway else SourceKind.SYSTEM
     )
@@ -127,17 +127,11 @@ def routes(services: Services) -> list[Route]:
         now = services.clock.now_us()
         if content_type == NDJSON:
             lines = [line for line in body.split(b"\n") if line.strip()]
-            return await _batch(principal, tenant, lines, now)
+            return await _batch(principal, tenant, _decode_each(lines), now)
         # Anything else is read as JSON (curl sends form-urlencoded by default).
         stripped = body.lstrip()
         if stripped.startswith(b"["):
-            try:
-                items = _list.decode(body)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise InvalidInput(f"body is not a valid JSON array ({exc})") from None
-            except RecursionError:
-                raise InvalidInput("body is nested too deeply") from None
-            return await _batch(principal, tenant, [bytes(i) for i in items], now)
+            return await _batch(principal, tenant, _decode_array(body), now)
         if len(body) > limits.max_event_bytes:
             raise InvalidInput(f"a single event may be at most {limits.max_event_bytes} bytes", None)
         if not stripped:
@@ -147,17 +141,49 @@ def routes(services: Services) -> list[Route]:
         status = 201 if result.status is AppendStatus.CREATED else 200
         return JSONResponse(event_out(result.event), status_code=status)
 
-    async def _batch(principal: Principal, tenant: str, raws: list[bytes], now: int) -> Response:
-        if len(raws) > limits.max_batch_items:
-            raise InvalidInput(f"a batch may hold at most {limits.max_batch_items} events")
-        items: list[Event | FleetlogError] = []
+    def _decode_array(body: bytes) -> list[EventIn | InvalidInput]:
+        try:
+            raws = _list.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidInput(f"body is not a valid JSON array ({exc})") from None
+        except RecursionError:
+            raise InvalidInput("body is nested too deeply") from None
+        _check_count(len(raws))
+        if all(len(raw) <= limits.max_event_bytes for raw in raws):
+            # The usual case, every item well formed: one decoder call for the whole array.
+            # Otherwise each item is decoded alone, so each error names its own item.
+            try:
+                return _many.decode(body)  # type: ignore[return-value]  # list is invariant
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                pass
+        return _decode_each(raws)
+
+    def _decode_each(raws: Sequence[bytes | msgspec.Raw]) -> list[EventIn | InvalidInput]:
+        _check_count(len(raws))
+        items: list[EventIn | InvalidInput] = []
         for index, raw in enumerate(raws):
             root = f"[{index}]"
             try:
                 if len(raw) > limits.max_event_bytes:
                     raise InvalidInput(f"event larger than {limits.max_event_bytes} bytes", root)
-                items.append(to_event(tenant, _decode_item(raw, root), now, root))
+                items.append(_decode_item(bytes(raw), root))
             except InvalidInput as exc:
+                items.append(exc)
+        return items
+
+    def _check_count(count: int) -> None:
+        if count > limits.max_batch_items:
+            raise InvalidInput(f"a batch may hold at most {limits.max_batch_items} events")
+
+    async def _batch(principal: Principal, tenant: str, decoded: list[EventIn | InvalidInput], now: int) -> Response:
+        items: list[Event | FleetlogError] = []
+        for item in decoded:
+            if isinstance(item, InvalidInput):
+                items.append(item)
+                continue
+            try:
+                items.append(to_event(tenant, item, now))
+            except InvalidInput as exc:  # named "[index].field" with the other refusals below
                 items.append(exc)
         results = await services.ingest.submit_many(principal, items, face="native")
         out: list[ItemResult] = []

@@ -92,14 +92,21 @@ class SqliteEventStore:
         tenant_pk = keys.tenant
         project_pk = keys.project
         device_pk = keys.device
+        memo: dict[tuple[str, str, str | None], tuple[int, int, int | None]] = {}  # a fleet has few keys
         for events, _, _ in payloads:
             try:
                 found: list[tuple[int, int, int | None]] = []
                 for e in events:
-                    t = tenant_pk(conn, e.tenant)
-                    found.append(
-                        (t, project_pk(conn, t, e.project), device_pk(conn, t, e.device) if e.device else None)
-                    )
+                    names = (e.tenant, e.project, e.device)
+                    row_keys = memo.get(names)
+                    if row_keys is None:
+                        t = tenant_pk(conn, e.tenant)
+                        row_keys = memo[names] = (
+                            t,
+                            project_pk(conn, t, e.project),
+                            device_pk(conn, t, e.device) if e.device else None,
+                        )
+                    found.append(row_keys)
             except Exception as exc:
                 resolved.append(None)
                 outcomes.append((None, exc))
