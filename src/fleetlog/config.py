@@ -73,6 +73,7 @@ class Config:
     delivery_checkpoint_seconds: float = 1.0  # how often cursors are saved
     delivery_max_connectors: int = 100  # connectors and webhooks per tenant
     delivery_max_loop_lag_seconds: float = 0.005  # ingest first: pushes slow down past this loop lag (0: off)
+    delivery_sender_process: bool = True  # pushes go out from a child process at lower CPU priority (off: in-process)
 
     @property
     def database(self) -> Path:

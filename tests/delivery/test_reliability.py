@@ -78,6 +78,8 @@ def test_retried_after_500_until_200(fleet: Fleet, receiver: Receiver) -> None:
     receiver.wait_for(lambda r: any(x.answered == 200 for x in r))
     assert [r.json["event"]["eventId"] for r in receiver.received] == [stored_id] * 3
     assert [r.answered for r in receiver.received] == [500, 502, 200]
+    # The receiver has answered; the answer reaches the server's counts a moment later.
+    wait(lambda: dt_metrics(fleet, connector)["metrics"]["successCount"] == 1)
     metrics = dt_metrics(fleet, connector)
     assert metrics["metrics"]["successCount"] == 1
     assert metrics["metrics"]["errorCount"] == 2
@@ -93,6 +95,7 @@ def test_a_timeout_is_a_failure_and_is_retried(tmp_path: Path) -> None:
         connector = dt_connector(fleet, receiver.url)
         (stored_id,) = ids_of(fleet.ingest([event()]))
         receiver.wait_for(lambda r: any(x.answered == 200 and x.json["event"]["eventId"] == stored_id for x in r))
+        wait(lambda: dt_metrics(fleet, connector)["metrics"]["successCount"] == 1)
         (failure,) = dt_metrics(fleet, connector)["failures"]
         assert failure["status"] == 0 and "timed out" in failure["error"]
 

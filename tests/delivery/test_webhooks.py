@@ -153,7 +153,14 @@ def test_metrics_show_failures_and_replay(fleet: Fleet, receiver: Receiver) -> N
     hook = webhook(fleet, receiver.url)
     sent = ids(fleet.ingest([event(), event("sensor-2")]))
     receiver.wait_for(lambda r: len([x for x in r if x.answered == 200]) == 2)
-    report = fleet.client.get(f"/v1/tenants/acme/webhooks/{hook['id']}/metrics", headers=fleet.reader).json()
+
+    def report_() -> Any:
+        return fleet.client.get(f"/v1/tenants/acme/webhooks/{hook['id']}/metrics", headers=fleet.reader).json()
+
+    deadline = time.monotonic() + 20  # the answers reach the server's counts a moment after the receiver
+    while report_()["last_3h"]["success_count"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    report = report_()
     assert report["last_3h"]["success_count"] == 2 and report["last_3h"]["error_count"] == 1
     assert report["last_3h"]["latency_p99_seconds"] > 0
     (failure,) = report["failures"]

@@ -26,7 +26,7 @@ from fleetlog.delivery.feed import Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.model import CONNECTOR_KIND, STATE_KIND, Connector, DeliveryState, Flavour, Status
 from fleetlog.delivery.pacer import Pacer
-from fleetlog.delivery.sender import Sender
+from fleetlog.delivery.sender import Pusher, Sender
 from fleetlog.delivery.worker import Deps, Settings, Worker
 from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.bus import Bus
@@ -59,7 +59,7 @@ class DeliveryEngine:
         directory: Directory,
         clock: Clock,
         settings: Settings,
-        sender: Sender | None = None,
+        sender: Pusher | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -67,7 +67,7 @@ class DeliveryEngine:
         self._directory = directory
         self._clock = clock
         self.settings = settings
-        self._sender = sender or Sender(settings.timeout_seconds)
+        self._sender: Pusher = sender or Sender(settings.timeout_seconds)
         self._workers: dict[Key, Worker] = {}
         self._metrics: dict[Key, ConnectorMetrics] = {}
         self._locks: dict[Key, asyncio.Lock] = {}

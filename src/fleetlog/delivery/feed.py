@@ -35,20 +35,18 @@ class Tap:
     def __init__(self, bus: Bus, capacity: int = TAP_CAPACITY) -> None:
         # Lists are replaced, never changed in place: a dispatch in progress keeps its own.
         self._index: dict[Key, list[LogFeed]] = {}
-        self._tenants: Counter[str] = Counter()
+        # Feeds per tenant that take events from the tap (attached and not parked). The bus
+        # passes the tap only events of these tenants: while every connector of a tenant is
+        # behind (reading the store), its events cost the tap nothing at all.
+        self._taking: Counter[str] = Counter()
         self._heads: dict[str, str] = {}  # tenant -> id of the newest event handed out
-        self._sub = bus.subscribe(lambda e: e.tenant in self._tenants, capacity)
+        self._sub = bus.subscribe(lambda e: e.tenant in self._taking, capacity)
 
     def attach(self, feed: LogFeed, keys: list[Key]) -> None:
         self._add(feed, keys)
-        self._tenants[keys[0][0]] += 1
 
     def detach(self, feed: LogFeed, keys: list[Key]) -> None:
         self._remove(feed, keys)
-        tenant = keys[0][0]
-        self._tenants[tenant] -= 1
-        if self._tenants[tenant] <= 0:
-            del self._tenants[tenant]
 
     def park(self, feed: LogFeed, keys: list[Key]) -> None:
         """A feed with a gap will read the store anyway: hand it nothing until it resumes."""
@@ -58,18 +56,30 @@ class Tap:
         self._add(feed, keys)
 
     def _add(self, feed: LogFeed, keys: list[Key]) -> None:
+        added = False
         for key in keys:
             feeds = self._index.get(key, [])
             if feed not in feeds:
                 self._index[key] = [*feeds, feed]
+                added = True
+        if added:
+            self._taking[keys[0][0]] += 1
 
     def _remove(self, feed: LogFeed, keys: list[Key]) -> None:
+        removed = False
         for key in keys:
-            remaining = [f for f in self._index.get(key, []) if f is not feed]
+            feeds = self._index.get(key, [])
+            remaining = [f for f in feeds if f is not feed]
+            removed = removed or len(remaining) != len(feeds)
             if remaining:
                 self._index[key] = remaining
             else:
                 self._index.pop(key, None)
+        tenant = keys[0][0]
+        if removed:
+            self._taking[tenant] -= 1
+            if self._taking[tenant] <= 0:
+                del self._taking[tenant]
 
     def head(self, tenant: str) -> int:
         """The newest position handed out for `tenant`: every event up to it has been offered

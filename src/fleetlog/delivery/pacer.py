@@ -32,6 +32,7 @@ class Pacer:
         self.lag = 0.0  # the last sample, seconds
         self._next = 0.0  # when the next push may start (loop time)
         self._admitted = 0
+        self._pushing = asyncio.Event()  # set by a push; the sampling sleeps while there are none
         self.slowdowns = 0  # late samples so far
 
     async def run(self) -> None:
@@ -39,6 +40,9 @@ class Pacer:
             return  # pacing is off
         loop = asyncio.get_running_loop()
         while True:
+            if self.rate == math.inf and not self._pushing.is_set():
+                await self._pushing.wait()  # nothing to pace: no samples, no cost
+            self._pushing.clear()
             started = loop.time()
             admitted = self._admitted
             await asyncio.sleep(INTERVAL)
@@ -60,6 +64,7 @@ class Pacer:
     async def admit(self) -> None:
         """Wait for this push's turn (first come, first served)."""
         self._admitted += 1
+        self._pushing.set()
         if self.rate == math.inf:
             return
         loop = asyncio.get_running_loop()

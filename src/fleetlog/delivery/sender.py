@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
@@ -30,6 +31,14 @@ class Attempt:
     @property
     def delivered(self) -> bool:
         return self.status == 200  # the vendor rule: only 200 takes an event off the queue
+
+
+class Pusher(Protocol):
+    """What the workers push with: `Sender` here, or `SenderProcess` from a child process."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt: ...
+
+    async def close(self) -> None: ...
 
 
 class Sender:

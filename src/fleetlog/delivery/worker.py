@@ -32,7 +32,7 @@ from fleetlog.delivery.metrics import ConnectorMetrics
 from fleetlog.delivery.model import STATE_KIND, Connector, DeliveryState, Flavour
 from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.retry import RetryPolicy
-from fleetlog.delivery.sender import Attempt, Sender
+from fleetlog.delivery.sender import Attempt, Pusher
 from fleetlog.delivery.signing import sign
 from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.clock import Clock
@@ -65,7 +65,7 @@ class Deps:
     documents: DocumentStore
     directory: Directory
     clock: Clock
-    sender: Sender
+    sender: Pusher
     tap: Tap
     settings: Settings
     sleep: Sleep

@@ -7,6 +7,8 @@ from __future__ import annotations
 from fleetlog.config import Config
 from fleetlog.delivery.engine import DeliveryEngine
 from fleetlog.delivery.retry import RetryPolicy
+from fleetlog.delivery.sender import Pusher, Sender
+from fleetlog.delivery.sender_process import SenderProcess
 from fleetlog.delivery.worker import Settings
 from fleetlog.faces import Face
 from fleetlog.faces.connectors import dt_api, prometheus, webhooks_api
@@ -30,13 +32,20 @@ def settings(config: Config) -> Settings:
 
 
 def face(services: Services) -> Face:
+    config = services.config
+    sender: Pusher = (
+        SenderProcess(config.delivery_timeout_seconds)
+        if config.delivery_sender_process
+        else Sender(config.delivery_timeout_seconds)
+    )
     engine = DeliveryEngine(
         services.store,
         services.bus,
         services.documents,
         services.directory,
         services.clock,
-        settings(services.config),
+        settings(config),
+        sender,
     )
     services.extras[ENGINE] = engine
     # /metrics shows the extras' "metrics" gauges: add ours to whatever is there.
