@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import random
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -16,15 +16,21 @@ import pytest
 
 from fleetlog.adapters.bus.memory import MemoryBus
 from fleetlog.adapters.storage.sqlite import SqliteStorage
+from fleetlog.core.catalog import builtin_catalog
 from fleetlog.core.catalog.dt import EXAMPLES
 from fleetlog.core.event import Event
 from fleetlog.core.registry import Device, Project, Tenant
 from fleetlog.delivery import dt_body
 from fleetlog.delivery.feed import LogFeed, Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
+from fleetlog.delivery.model import Connector, DeliveryState, Flavour
+from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.retry import RetryPolicy, parse_retry_after
 from fleetlog.delivery.sender import Attempt
 from fleetlog.delivery.signing import sign
+from fleetlog.delivery.worker import Deps, Settings, Worker
+from fleetlog.pipeline.directory import Directory
+from fleetlog.ports.clock import SystemClock
 
 # -- retry -----------------------------------------------------------------------------------
 
@@ -250,3 +256,61 @@ async def test_pacing_can_be_switched_off() -> None:
     await pacer.run()  # returns at once
     await pacer.admit()
     assert pacer.rate == math.inf
+
+
+# -- the worker ---------------------------------------------------------------------------------
+
+
+class SwallowingPusher:
+    """Never answers; swallows the first cancellation and answers 503 instead, as
+    `asyncio.wait_for` does in Python 3.11 when the answer arrives with the cancellation."""
+
+    def __init__(self) -> None:
+        self.posting = asyncio.Event()
+        self.swallowed = False
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
+        self.posting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed = True
+        return Attempt(503, 0.0, error="HTTP 503")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_worker_stops_even_when_a_push_swallows_its_cancellation(
+    world: tuple[SqliteStorage, MemoryBus],
+) -> None:
+    storage, bus = world
+    tap = Tap(bus)
+    tapping = asyncio.create_task(tap.run())
+    pusher = SwallowingPusher()
+    clock = SystemClock()
+    deps = Deps(
+        store=storage.events,
+        documents=storage.documents,
+        directory=Directory(storage.registry, clock, builtin_catalog()),
+        clock=clock,
+        sender=pusher,
+        tap=tap,
+        settings=Settings(retry=RetryPolicy(base_seconds=0.001, max_seconds=0.001)),
+        sleep=asyncio.sleep,
+        pacer=Pacer(target_lag=0),
+        on_disable=lambda connector: None,
+    )
+    connector = Connector(id="w1", tenant="acme", flavour=Flavour.NATIVE, project="p", url="http://127.0.0.1:9/")
+    worker = Worker(connector, DeliveryState(seq=0), ConnectorMetrics(), deps)
+    worker.start()
+    fresh = Event(tenant="acme", project="p", device="d", type="n", time=1, received=clock.now_us())
+    await storage.events.append([fresh])
+    await asyncio.wait_for(pusher.posting.wait(), 5)
+    await asyncio.wait_for(worker.stop(), 5)  # hangs if the swallowed cancellation were the only one
+    assert pusher.swallowed
+    # The event was not delivered: the saved cursor is still before it, so it is pushed again.
+    assert [e.type for e in await storage.events.since("acme", worker.state.seq, 10)] == ["n"]
+    tapping.cancel()

@@ -107,7 +107,9 @@ class SenderProcess:
         link.send(_encode(_Push(ref, url, body, list(headers.items()))))
         try:
             # The child answers every push within its own timeout; this is for a child that hangs.
-            return await asyncio.wait_for(answer, self._timeout + 10.0)
+            # (asyncio.timeout, not wait_for: in 3.11 wait_for may swallow a cancellation.)
+            async with asyncio.timeout(self._timeout + 10.0):
+                return await answer
         except TimeoutError:
             return Attempt(0, self._timeout + 10.0, error="the delivery sender process did not answer")
         finally:

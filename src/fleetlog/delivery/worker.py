@@ -42,6 +42,7 @@ from fleetlog.ports.store import EventStore
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+STOP_RECHECK_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,15 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop pushing and save the cursor (events in flight will be pushed again later)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        # One cancellation is not always enough: in Python 3.11 `asyncio.wait_for` (and
+        # aiohttp's timeouts) can swallow it when the awaited push completes at the same
+        # moment, and the lane would then go on. Cancel again until every task has ended.
+        while tasks:
+            for task in tasks:
+                task.cancel()
+            _, still = await asyncio.wait(tasks, timeout=STOP_RECHECK_SECONDS)
+            tasks = list(still)
         self._feed.close()
         await self.checkpoint()
 
