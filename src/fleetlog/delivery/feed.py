@@ -194,7 +194,8 @@ class LogFeed:
             self.position = max(self.position, self._tap.head(self._tenant))
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), idle_seconds)
+                async with asyncio.timeout(idle_seconds):  # not wait_for: it may swallow a cancellation in 3.11
+                    await self._ready.wait()
             except TimeoutError:
                 return []
 

@@ -25,7 +25,8 @@ async def deferred_worker(ingest: Ingest, wake: asyncio.Event, idle_seconds: flo
             log.exception("processing deferred events failed; retrying")
         wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), idle_seconds)
+            async with asyncio.timeout(idle_seconds):  # not wait_for: it may swallow a cancellation in 3.11
+                await wake.wait()
 
 
 async def retention_pass(store: EventStore, directory: Directory, now_us: int) -> int:
