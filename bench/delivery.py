@@ -255,20 +255,26 @@ def ingest_with_connectors(total: int, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {"events": total, "repeats": repeats}
     rates: dict[str, list[float]] = {label: [] for label in SETUPS}
     pushed: dict[str, list[float]] = {label: [] for label in SETUPS}
+    cpu: dict[str, list[float]] = {label: [] for label in SETUPS}  # server CPU µs per ingested event
     for _ in range(repeats):
         for label, (n, types, mode, env) in SETUPS.items():  # interleaved: drift hits each alike
-            with fleetlog(env) as (url, _proc), receiver(mode) as (target, counter):
+            with fleetlog(env) as (url, proc), receiver(mode) as (target, counter):
                 for _ in range(n):
                     connector(url, target, events=types)
                 asyncio.run(ingest(url, 20_000))  # warm up (and build backlogs)
-                before, started = count(counter), time.perf_counter()
+                before, started, cpu0 = count(counter), time.perf_counter(), cpu_seconds(proc.pid)
                 rates[label].append(asyncio.run(ingest(url, total)))
                 pushed[label].append((count(counter) - before) / (time.perf_counter() - started))
-                log(f"  {label}: {rates[label][-1]:,.0f} events/s, {pushed[label][-1]:,.0f} pushes/s")
+                cpu[label].append((cpu_seconds(proc.pid) - cpu0) / total * 1e6)
+                log(
+                    f"  {label}: {rates[label][-1]:,.0f} events/s, {pushed[label][-1]:,.0f} pushes/s, "
+                    f"server CPU {cpu[label][-1]:.1f} µs/event"
+                )
     for label in SETUPS:
         out[label] = {
             "ingest_events_per_s": round(statistics.median(rates[label])),
             "pushes_per_s": round(statistics.median(pushed[label])),
+            "server_cpu_us_per_event": round(statistics.median(cpu[label]), 1),
             "runs": [round(r) for r in rates[label]],
         }
     return out
