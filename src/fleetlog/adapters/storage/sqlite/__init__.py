@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fleetlog.adapters.storage.sqlite.appends import AppendBatch
 from fleetlog.adapters.storage.sqlite.connection import connect
 from fleetlog.adapters.storage.sqlite.documents import SqliteDocuments
-from fleetlog.adapters.storage.sqlite.events import AppendBatch, SqliteEventStore
+from fleetlog.adapters.storage.sqlite.events import SqliteEventStore
 from fleetlog.adapters.storage.sqlite.inbox import SqliteInbox
 from fleetlog.adapters.storage.sqlite.keys import KeyCache
 from fleetlog.adapters.storage.sqlite.readers import Readers
