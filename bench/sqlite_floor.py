@@ -2,6 +2,11 @@
 fleetlog's `events` but with no secondary index, on a connection opened by fleetlog's own
 `connect()` (same pragmas: WAL, synchronous, cache, mmap). No HTTP, no validation, no
 dedupe: what SQLite alone costs for the rows fleetlog writes.
+
+`indexed=True` inserts into fleetlog's own schema instead (its migrations: the three time-range
+indexes and the idempotency index): what SQLite costs for the rows and the indexes fleetlog
+keeps. Rows spread over many devices touch many pages of the device index in every
+transaction, so that floor depends much on rows per transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 from bench.payloads import row, stored_event
 from fleetlog.adapters.storage.sqlite.connection import connect
+from fleetlog.adapters.storage.sqlite.schema import migrate
 from fleetlog.core.ids import SequenceClock
 
 TABLE = """CREATE TABLE events (
@@ -39,6 +45,7 @@ def insert_rate(
     devices: int = 1000,
     synchronous: str = "NORMAL",
     max_seconds: float = 10.0,
+    indexed: bool = False,
 ) -> dict[str, Any]:
     """Rows/s inserting `count` rows (fewer if `max_seconds` runs out) `per_transaction` at a time
     with executemany. The rows (msgpack docs included) are built before the clock starts."""
@@ -47,7 +54,10 @@ def insert_rate(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     conn = connect(path, synchronous=synchronous)
-    conn.execute(TABLE)
+    if indexed:
+        migrate(conn)
+    else:
+        conn.execute(TABLE)
     data = rows(count, devices, int(time.time() * 1000))
     sql = "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
     done = 0
@@ -71,6 +81,7 @@ def insert_rate(
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return {
         "rows_per_transaction": per_transaction,
+        "indexed": indexed,
         "rows": done,
         "seconds": elapsed,
         "rate_per_s": done / elapsed,
