@@ -1,8 +1,8 @@
 """Appending to the SQLite event store: the transaction that dedupes, numbers and inserts the
-append jobs of one commit.
+append jobs of one commit, run by the writer thread as one merged job (see writer.py).
 
-It runs wherever events are written: in the server's writer thread, or in the append process
-(`append_process.py`), which takes the writing of events out of the server's interpreter.
+It needs only a connection, the row-key cache and the sequence clock, so any process that
+writes events can run it (`keys_per_commit` for one that does not see the registry's changes).
 """
 
 from __future__ import annotations
