@@ -1,8 +1,7 @@
 """Appending to the SQLite event store: the transaction that dedupes, numbers and inserts the
 append jobs of one commit, run by the writer thread as one merged job (see writer.py).
 
-It needs only a connection, the row-key cache and the sequence clock, so any process that
-writes events can run it (`keys_per_commit` for one that does not see the registry's changes).
+It needs only a connection, the row-key cache and the sequence clock.
 """
 
 from __future__ import annotations
@@ -50,13 +49,9 @@ Payload = tuple[Sequence[Event], Dedupe, list[bytes]]  # events, dedupe, their d
 
 
 class Appends:
-    def __init__(self, keys: KeyCache, seqs: SequenceClock, *, keys_per_commit: bool = False) -> None:
-        """`keys_per_commit`: look registry row keys up afresh in each commit, for a process
-        that does not see the registry's changes (a removed and re-created device gets a new
-        row key); within a commit each is looked up once."""
+    def __init__(self, keys: KeyCache, seqs: SequenceClock) -> None:
         self._keys = keys
         self._seqs = seqs
-        self._keys_per_commit = keys_per_commit
         self.merge: Merge[Payload, AppendBatch] = Merge(self.one, self.many)
 
     def one(self, conn: sqlite3.Connection, payload: Payload) -> AppendBatch:
@@ -77,8 +72,6 @@ class Appends:
         each job had inserted its rows before the next one ran. The rows of all jobs are then
         inserted with one or a few multi-row statements.
         """
-        if self._keys_per_commit:
-            self._keys = KeyCache()  # see __init__
         keys, seqs = self._keys, self._seqs
         outcomes: list[tuple[AppendBatch | None, BaseException | None]] = []
         # 1. registry ids to row keys, per job
