@@ -74,6 +74,8 @@ class Config:
     delivery_max_connectors: int = 100  # connectors and webhooks per tenant
     delivery_max_loop_lag_seconds: float = 0.005  # ingest first: pushes slow down past this loop lag (0: off)
     delivery_sender_process: bool = True  # pushes go out from a child process at lower CPU priority (off: in-process)
+    # Networks pushes may not go to: CIDRs and `private`, comma-separated (delivery/targets.py).
+    delivery_deny_networks: str = ""
 
     @property
     def database(self) -> Path:

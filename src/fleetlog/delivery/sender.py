@@ -6,12 +6,17 @@ each connector's lanes instead, so two connectors on one host never wait for eac
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from fleetlog.delivery.targets import TargetDenied, TargetPolicy, is_ip
 
 EXCERPT_BYTES = 512  # of a failed answer, kept for the operator
 DRAIN_BYTES = 64 * 1024
@@ -41,16 +46,42 @@ class Pusher(Protocol):
     async def close(self) -> None: ...
 
 
+class _GuardedResolver(AbstractResolver):
+    """Resolves names as usual, then keeps only the addresses pushes may go to."""
+
+    def __init__(self, targets: TargetPolicy) -> None:
+        self._inner = aiohttp.DefaultResolver()
+        self._targets = targets
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if not self._targets.denies(r["host"])]
+        if not allowed:
+            raise TargetDenied(
+                f"{host} resolves only to networks pushes may not go to (FLEETLOG_DELIVERY_DENY_NETWORKS)"
+            )
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 class Sender:
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, targets: TargetPolicy | None = None) -> None:
+        """`targets`: the networks pushes may not go to (none by default)."""
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
+        self._targets = targets or TargetPolicy()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(
+                    limit=0, ttl_dns_cache=300, resolver=_GuardedResolver(self._targets) if self._targets else None
+                ),
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT},
                 auto_decompress=False,
@@ -64,6 +95,10 @@ class Sender:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
         started = time.perf_counter()
+        if self._targets:  # a name is checked by the resolver; an address literal is not resolved
+            host = urlsplit(url).hostname or ""
+            if is_ip(host) and self._targets.denies(host):
+                return Attempt(0, 0.0, error=f"cannot connect: {host} is in a network pushes may not go to")
         try:
             async with self.session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                 status = response.status

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 import msgspec
 
 from fleetlog.delivery.sender import Attempt, Sender
+from fleetlog.delivery.targets import TargetPolicy
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,11 @@ class _Link:
 class SenderProcess:
     """`Sender` with the HTTP work done by a child process (started at the first push)."""
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, deny_networks: str = "") -> None:
+        """`deny_networks`: as FLEETLOG_DELIVERY_DENY_NETWORKS (the child parses it again)."""
+        TargetPolicy.parse(deny_networks)  # a bad one fails here, not in the child
         self._timeout = timeout_seconds
+        self._deny = deny_networks
         self._link: _Link | None = None
         self._child: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Task[None] | None = None
@@ -144,6 +148,7 @@ class SenderProcess:
                     __name__,
                     str(theirs.fileno()),
                     str(self._timeout),
+                    self._deny,
                     pass_fds=(theirs.fileno(),),
                     stdin=asyncio.subprocess.DEVNULL,
                 )
@@ -180,10 +185,10 @@ class SenderProcess:
 # -- the child ----------------------------------------------------------------------------------
 
 
-async def _serve(fd: int, timeout_seconds: float) -> None:
+async def _serve(fd: int, timeout_seconds: float, deny_networks: str) -> None:
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
     link = _Link(reader, writer)
-    sender = Sender(timeout_seconds)
+    sender = Sender(timeout_seconds, TargetPolicy.parse(deny_networks))
     running: set[asyncio.Task[None]] = set()
 
     async def one(push: _Push) -> None:
@@ -213,13 +218,13 @@ async def _serve(fd: int, timeout_seconds: float) -> None:
 
 
 def main() -> None:
-    fd, timeout_seconds = int(sys.argv[1]), float(sys.argv[2])
+    fd, timeout_seconds, deny_networks = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)
     try:
         import uvloop
 
-        uvloop.run(_serve(fd, timeout_seconds))
+        uvloop.run(_serve(fd, timeout_seconds, deny_networks))
     except KeyboardInterrupt:
         pass
 

@@ -34,6 +34,7 @@ from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.retry import RetryPolicy
 from fleetlog.delivery.sender import Attempt, Pusher
 from fleetlog.delivery.signing import sign
+from fleetlog.delivery.targets import TargetPolicy
 from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.clock import Clock
 from fleetlog.ports.documents import DocumentStore
@@ -56,6 +57,7 @@ class Settings:
     checkpoint_seconds: float = 1.0
     max_connectors: int = 100  # per tenant
     max_loop_lag_seconds: float = 0.005  # pushes slow down when the event loop lags more (0: off)
+    targets: TargetPolicy = field(default_factory=TargetPolicy)  # networks pushes may not go to
 
 
 @dataclass

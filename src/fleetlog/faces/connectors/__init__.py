@@ -9,6 +9,7 @@ from fleetlog.delivery.engine import DeliveryEngine
 from fleetlog.delivery.retry import RetryPolicy
 from fleetlog.delivery.sender import Pusher, Sender
 from fleetlog.delivery.sender_process import SenderProcess
+from fleetlog.delivery.targets import TargetPolicy
 from fleetlog.delivery.worker import Settings
 from fleetlog.faces import Face
 from fleetlog.faces.connectors import dt_api, prometheus, webhooks_api
@@ -28,15 +29,17 @@ def settings(config: Config) -> Settings:
         checkpoint_seconds=config.delivery_checkpoint_seconds,
         max_connectors=config.delivery_max_connectors,
         max_loop_lag_seconds=config.delivery_max_loop_lag_seconds,
+        targets=TargetPolicy.parse(config.delivery_deny_networks),
     )
 
 
 def face(services: Services) -> Face:
     config = services.config
+    delivery = settings(config)
     sender: Pusher = (
-        SenderProcess(config.delivery_timeout_seconds)
+        SenderProcess(config.delivery_timeout_seconds, config.delivery_deny_networks)
         if config.delivery_sender_process
-        else Sender(config.delivery_timeout_seconds)
+        else Sender(config.delivery_timeout_seconds, delivery.targets)
     )
     engine = DeliveryEngine(
         services.store,
@@ -44,7 +47,7 @@ def face(services: Services) -> Face:
         services.documents,
         services.directory,
         services.clock,
-        settings(config),
+        delivery,
         sender,
     )
     services.extras[ENGINE] = engine

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from fleetlog.core.catalog import Catalog
 from fleetlog.core.errors import InvalidInput
+from fleetlog.delivery.targets import TargetPolicy, is_ip, resolve
 from fleetlog.pipeline.directory import Directory
 
 MAX_URL = 2048
@@ -47,6 +48,23 @@ def check_url(url: str, field: str) -> str:
     if any(c in url for c in "\r\n\t ") or parts.fragment:
         raise InvalidInput("must not contain spaces, control characters or a #fragment", field)
     return url
+
+
+async def check_target(url: str, field: str, targets: TargetPolicy) -> None:
+    """The URL's host must not be, or resolve now to, a network pushes may not go to (each
+    push checks again, as a name may point elsewhere later)."""
+    if not targets:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if is_ip(host):
+        addresses = [host]
+    else:
+        addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+    for address in addresses:
+        if targets.denies(address):
+            where = host if address == host else f"{host} resolves to {address}, which"
+            raise InvalidInput(f"{where} is in a network pushes may not go to (FLEETLOG_DELIVERY_DENY_NETWORKS)", field)
 
 
 def check_headers(headers: dict[str, str], field: str) -> dict[str, str]:

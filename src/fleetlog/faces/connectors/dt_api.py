@@ -177,6 +177,7 @@ def routes(services: Services, engine: DeliveryEngine) -> list[Route]:
         if config is not None:
             if config.url is not None and wanted("httpConfig.url"):
                 connector.url = checks.check_url(config.url, "httpConfig.url")
+                await checks.check_target(connector.url, "httpConfig.url", engine.settings.targets)
             if config.signatureSecret is not None and wanted("httpConfig.signatureSecret"):
                 if len(config.signatureSecret) > 256:
                     raise InvalidInput("must be at most 256 characters", "httpConfig.signatureSecret")

@@ -130,6 +130,7 @@ def routes(services: Services, engine: DeliveryEngine) -> list[Route]:
             raise InvalidInput("must not be above max_severity", "min_severity")
         if body.url is not None:
             c.url = checks.check_url(body.url, "url")
+            await checks.check_target(c.url, "url", engine.settings.targets)
         if body.headers is not None:
             c.headers = checks.check_headers(body.headers, "headers")
         if body.name is not None:
