@@ -80,6 +80,16 @@ def setup_fleet(client: TestClient, data_dir: Path) -> Fleet:
             )
         )
     ok(client.post("/v1/tenants/globex/devices", json={"id": "probe-9", "project": "lab"}, headers=op))
+    return restarted_fleet(client, data_dir)
+
+
+def restarted_fleet(client: TestClient, data_dir: Path) -> Fleet:
+    """The fleet of an earlier setup_fleet on the same data, with new keys (a restart)."""
+    op = bearer(OPERATOR_TOKEN)
+
+    def ok(response: object) -> dict[str, object]:
+        assert response.status_code in (200, 201), response.text  # type: ignore[attr-defined]
+        return response.json()  # type: ignore[attr-defined, no-any-return]
 
     def key(tenant: str, role: str, project: str | None = None) -> dict[str, str]:
         body: dict[str, str] = {"role": role}

@@ -14,7 +14,7 @@ from fleetlog.bootstrap import build_app
 from fleetlog.config import Config
 from fleetlog.delivery.engine import DeliveryEngine
 from fleetlog.faces.connectors import ENGINE
-from tests.conftest import OPERATOR_TOKEN, FakeClock, Fleet, setup_fleet
+from tests.conftest import OPERATOR_TOKEN, FakeClock, Fleet, restarted_fleet, setup_fleet
 from tests.delivery.receiver import Receiver
 
 FAST = {
@@ -26,10 +26,13 @@ FAST = {
 
 
 @contextmanager
-def make_fleet(tmp_path: Path, clock: FakeClock | None = None, **settings: Any) -> Iterator[Fleet]:
+def make_fleet(
+    tmp_path: Path, clock: FakeClock | None = None, *, existing: bool = False, **settings: Any
+) -> Iterator[Fleet]:
+    """`existing`: start again on the data of an earlier make_fleet(tmp_path) (a restart)."""
     config = Config(data_dir=tmp_path, admin_token=OPERATOR_TOKEN, **{**FAST, **settings})
     with TestClient(build_app(config, clock)) as client:
-        yield setup_fleet(client, tmp_path)
+        yield restarted_fleet(client, tmp_path) if existing else setup_fleet(client, tmp_path)
 
 
 @pytest.fixture

@@ -89,6 +89,21 @@ def test_retried_after_500_until_200(fleet: Fleet, receiver: Receiver) -> None:
     assert older["body"] == "database down" and older["eventId"] == stored_id and older["attempt"] == 1
 
 
+def test_metrics_and_failures_survive_a_restart(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.plan = [Answer(500, body="database down"), Answer(502)]
+    with make_fleet(tmp_path) as fleet:
+        connector = dt_connector(fleet, receiver.url)
+        fleet.ingest([event()])
+        wait(lambda: dt_metrics(fleet, connector)["metrics"]["successCount"] == 1)
+        before = dt_metrics(fleet, connector)
+    with make_fleet(tmp_path, existing=True) as fleet:
+        after = dt_metrics(fleet, connector)
+    assert after["metrics"] == before["metrics"]
+    assert (after["metrics"]["successCount"], after["metrics"]["errorCount"]) == (1, 2)
+    assert [f["status"] for f in after["failures"]] == [502, 500]
+    assert after["failures"] == before["failures"]
+
+
 def test_a_timeout_is_a_failure_and_is_retried(tmp_path: Path) -> None:
     with make_fleet(tmp_path, delivery_timeout_seconds=0.2) as fleet, receiving() as receiver:
         receiver.plan = [Answer(delay=2.0)]

@@ -12,6 +12,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import jwt
+import msgspec
 import pytest
 
 from fleetlog.adapters.bus.memory import MemoryBus
@@ -85,6 +86,21 @@ def test_metrics_count_the_last_three_hours_and_p99() -> None:
     assert (summary.success, summary.error) == (1, 0)  # the old minute left the window
     assert summary.p99 is not None and 1.0 <= summary.p99 < 1.2
     assert (m.success_total, m.error_total) == (100, 1)  # totals since start stay
+
+
+def test_metrics_survive_a_snapshot_and_a_damaged_one_is_ignored() -> None:
+    m = ConnectorMetrics()
+    t0 = 1_800_000_000_000_000
+    for i in range(50):
+        m.record(t0 + i * 30_000_000, Attempt(200 if i % 5 else 503, 0.001 * (i + 1), error="x"), f"e{i}", 1)
+    assert m.changed
+    doc = msgspec.json.decode(msgspec.json.encode(m.snapshot()))  # as the document store keeps it
+    assert not m.changed
+    back = ConnectorMetrics.restore(doc)
+    now = t0 + 50 * 30_000_000
+    assert back.summary(now) == m.summary(now)
+    assert list(back.failures) == list(m.failures) and back.last_success == m.last_success
+    assert ConnectorMetrics.restore({"buckets": "nonsense"}).summary(now).success == 0
 
 
 # -- signatures --------------------------------------------------------------------------------

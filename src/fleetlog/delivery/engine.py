@@ -24,7 +24,7 @@ from fleetlog.core.event import Event
 from fleetlog.core.ids import COUNTER_BITS
 from fleetlog.delivery.feed import Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
-from fleetlog.delivery.model import CONNECTOR_KIND, STATE_KIND, Connector, DeliveryState, Flavour, Status
+from fleetlog.delivery.model import CONNECTOR_KIND, METRICS_KIND, STATE_KIND, Connector, DeliveryState, Flavour, Status
 from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.sender import Pusher, Sender
 from fleetlog.delivery.worker import Deps, Settings, Worker
@@ -141,6 +141,9 @@ class DeliveryEngine:
         worker = self._workers.pop(key, None)
         if worker is not None:
             await worker.stop()
+        if key not in self._metrics:  # first seen since start: what the last run saved
+            saved = await self._documents.get(connector.tenant, METRICS_KIND, connector.id)
+            self._metrics[key] = ConnectorMetrics.restore(saved) if saved is not None else ConnectorMetrics()
         if not self._running or connector.status is not Status.ACTIVE:
             return
         doc = await self._documents.get(connector.tenant, STATE_KIND, connector.id)
@@ -274,6 +277,7 @@ class DeliveryEngine:
             if not await self._documents.delete(tenant, CONNECTOR_KIND, connector_id):
                 raise NotFound("connector", connector_id)
             await self._documents.delete(tenant, STATE_KIND, connector_id)
+            await self._documents.delete(tenant, METRICS_KIND, connector_id)
         self._metrics.pop(key, None)
         self._locks.pop(key, None)
 

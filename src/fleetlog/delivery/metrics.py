@@ -2,7 +2,9 @@
 the last failures, and totals since start for Prometheus.
 
 Kept in memory, in one-minute buckets, each with a sparse log-scale latency histogram (bins
-about 19 % wide), so a connector costs the same at 10 or 10,000 pushes a second.
+about 19 % wide), so a connector costs the same at 10 or 10,000 pushes a second. The window and
+the last failures are saved with the connector's cursor (`snapshot`, `restore`), so a restart
+does not forget them; the totals are counters since start, as Prometheus expects.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from fleetlog.core.timefmt import rfc3339
 from fleetlog.delivery.sender import Attempt
@@ -41,6 +45,14 @@ class _Bucket:
     latency: dict[int, int] = field(default_factory=dict)
 
 
+class _Saved(msgspec.Struct, omit_defaults=True):
+    """The stored form: buckets as [minute, success, error, [[bin, count], ...]]."""
+
+    buckets: list[tuple[int, int, int, list[tuple[int, int]]]] = []
+    failures: list[dict[str, Any]] = []
+    last_success: int | None = None
+
+
 @dataclass(frozen=True)
 class Summary:
     success: int
@@ -56,6 +68,29 @@ class ConnectorMetrics:
         self.error_total = 0
         self.dropped_total = 0  # older than the maximum age: never delivered
         self.last_success: int | None = None
+        self.changed = False  # since the last snapshot
+
+    def snapshot(self) -> dict[str, Any]:
+        self.changed = False
+        saved = _Saved(
+            [(b.minute, b.success, b.error, sorted(b.latency.items())) for b in self._buckets],
+            list(self.failures),
+            self.last_success,
+        )
+        return msgspec.to_builtins(saved)  # type: ignore[no-any-return]
+
+    @classmethod
+    def restore(cls, doc: Any) -> ConnectorMetrics:
+        """Metrics from a snapshot (a damaged one gives empty metrics: they are not vital)."""
+        metrics = cls()
+        try:
+            saved = msgspec.convert(doc, _Saved)
+        except msgspec.ValidationError:
+            return metrics
+        metrics._buckets.extend(_Bucket(m, s, e, dict(latency)) for m, s, e, latency in saved.buckets)
+        metrics.failures.extend(saved.failures)
+        metrics.last_success = saved.last_success
+        return metrics
 
     def _bucket(self, now_us: int) -> _Bucket:
         minute = now_us // (BUCKET_SECONDS * 1_000_000)
@@ -70,6 +105,7 @@ class ConnectorMetrics:
             self._buckets.popleft()
 
     def record(self, now_us: int, attempt: Attempt, event_id: str, tries: int) -> None:
+        self.changed = True
         bucket = self._bucket(now_us)
         b = _bin(attempt.latency)
         bucket.latency[b] = bucket.latency.get(b, 0) + 1

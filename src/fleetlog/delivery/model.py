@@ -15,6 +15,7 @@ from fleetlog.core.event import Event, Outcome
 
 CONNECTOR_KIND = "delivery.connector"
 STATE_KIND = "delivery.state"
+METRICS_KIND = "delivery.metrics"
 
 
 class Flavour(StrEnum):

@@ -29,7 +29,7 @@ from fleetlog.core.registry import Device
 from fleetlog.delivery import dt_body, native_body
 from fleetlog.delivery.feed import LogFeed, Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
-from fleetlog.delivery.model import STATE_KIND, Connector, DeliveryState, Flavour
+from fleetlog.delivery.model import METRICS_KIND, STATE_KIND, Connector, DeliveryState, Flavour
 from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.retry import RetryPolicy
 from fleetlog.delivery.sender import Attempt, Pusher
@@ -294,10 +294,16 @@ class Worker:
                 log.exception("saving the cursor of connector %s failed", self.connector.id)
 
     async def checkpoint(self) -> None:
+        c = self.connector
+        if self.metrics.changed:
+            try:
+                await self._deps.documents.put(c.tenant, METRICS_KIND, c.id, self.metrics.snapshot())
+            except BaseException:
+                self.metrics.changed = True  # saved at the next checkpoint
+                raise
         self.state.seq = max(self.state.seq, self.cursor)
         if self.state == self._saved:
             return
         snapshot = msgspec.structs.replace(self.state)
-        c = self.connector
         await self._deps.documents.put(c.tenant, STATE_KIND, c.id, msgspec.to_builtins(snapshot))
         self._saved = snapshot
