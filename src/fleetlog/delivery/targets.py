@@ -20,6 +20,7 @@ import socket
 from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+RESOLVE_SECONDS = 5.0  # an API request waits at most this long for a name to resolve
 
 PRIVATE = (
     "0.0.0.0/8",  # "this network"
@@ -85,9 +86,10 @@ def is_ip(host: str) -> bool:
 
 
 async def resolve(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to now ([] if it does not resolve)."""
+    """The addresses `host` resolves to now ([] if it does not resolve within a few seconds)."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
+        async with asyncio.timeout(RESOLVE_SECONDS):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError):
         return []
     return [str(info[4][0]) for info in infos]
