@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from fleetlog.cli.main import app
-from fleetlog.config import Config, describe
+from fleetlog.config import Config, ConfigError, describe
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -35,3 +36,20 @@ def test_every_cli_command_in_the_readme_exists() -> None:
     for command in commands:
         result = runner.invoke(app, [*command.split(), "--help"])
         assert result.exit_code == 0, f"`fleetlog {command}` from the README does not exist: {result.output}"
+
+
+def test_a_bad_setting_is_named_and_serve_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="FLEETLOG_PORT: 'abc' is not a valid int"):
+        Config.from_env({"FLEETLOG_PORT": "abc"})
+    with pytest.raises(ConfigError, match="FLEETLOG_DELIVERY_SENDER_PROCESS: 'maybe'"):
+        Config.from_env({"FLEETLOG_DELIVERY_SENDER_PROCESS": "maybe"})
+    flags = [Config.from_env({"FLEETLOG_DELIVERY_SENDER_PROCESS": w}).delivery_sender_process for w in ("Off", "yes")]
+    assert flags == [False, True]
+    runner = CliRunner()
+    for env, named in [
+        ({"FLEETLOG_PORT": "abc"}, "FLEETLOG_PORT"),
+        ({"FLEETLOG_DELIVERY_DENY_NETWORKS": "private,10.0.0.0/33"}, "FLEETLOG_DELIVERY_DENY_NETWORKS"),
+    ]:
+        result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path), "--port", "1"], env=env)
+        assert result.exit_code == 2, result.output
+        assert named in result.output and "Traceback" not in result.output

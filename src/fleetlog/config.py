@@ -7,6 +7,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
+class ConfigError(ValueError):
+    """A setting with a value fleetlog cannot use; the message names the setting."""
+
+
 @dataclass
 class Config:
     data_dir: Path = field(default_factory=lambda: Path("data"))
@@ -90,18 +94,33 @@ class Config:
             if raw is None:
                 continue
             current = getattr(config, f.name)
-            if isinstance(current, bool):
-                value: object = raw.lower() in {"1", "true", "yes", "on"}
-            elif isinstance(current, int):
-                value = int(raw)
-            elif isinstance(current, float):
-                value = float(raw)
-            elif isinstance(current, Path):
-                value = Path(raw)
-            else:
-                value = raw
+            try:
+                value = _parse(raw, current)
+            except ValueError:
+                kind = type(current).__name__
+                raise ConfigError(f"FLEETLOG_{f.name.upper()}: {raw!r} is not a valid {kind}") from None
             setattr(config, f.name, value)
         return config
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse(raw: str, current: object) -> object:
+    """`raw` as the type of the default `current`; ValueError if it is not one."""
+    if isinstance(current, bool):
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError(raw)
+        return word in _TRUE
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, Path):
+        return Path(raw)
+    return raw
 
 
 def describe() -> list[tuple[str, str, str]]:

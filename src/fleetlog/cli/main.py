@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from fleetlog.cli import campaigns, codes, delivery, events, operator
-from fleetlog.config import Config
+from fleetlog.config import Config, ConfigError
 
 app = typer.Typer(
     help="fleetlog: a device event service for IoT fleets.",
@@ -55,7 +55,11 @@ def serve(
 
     from fleetlog.bootstrap import ADMIN_TOKEN_FILE, build_app, tune_gc
 
-    config = Config.from_env()
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        typer.echo(f"fleetlog: {exc}", err=True)
+        raise typer.Exit(2) from None
     if host is not None:
         config.host = host
     if port is not None:
@@ -65,7 +69,11 @@ def serve(
     if log_level is not None:
         config.log_level = log_level
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app_ = build_app(config)
+    try:
+        app_ = build_app(config)
+    except ConfigError as exc:
+        typer.echo(f"fleetlog: {exc}", err=True)
+        raise typer.Exit(2) from None
     tune_gc()
     typer.echo(f"fleetlog listening on http://{config.host}:{config.port}  (data: {config.database})")
     typer.echo(

@@ -84,6 +84,9 @@ class ConnectivityMonitor:
         self._sensors: dict[Key, _Sensor] = {}
         self._heap: list[tuple[int, str, str]] = []
         self._wake = asyncio.Event()
+        # One pass over due deadlines at a time: a caller returns only once every deadline due
+        # when it was called is recorded (the timer's pass may be halfway through them).
+        self._expiring = asyncio.Lock()
         self.offline_events = 0
         self.online_events = 0
 
@@ -211,6 +214,10 @@ class ConnectivityMonitor:
 
     async def expire_due(self) -> int:
         """Declare OFFLINE every sensor whose deadline has passed; returns how many."""
+        async with self._expiring:
+            return await self._expire_due()
+
+    async def _expire_due(self) -> int:
         now = self._clock.now_us()
         count = 0
         while self._heap and self._heap[0][0] <= now:

@@ -4,7 +4,7 @@ native webhooks (/v1/tenants/{t}/webhooks), plus Prometheus metrics per connecto
 
 from __future__ import annotations
 
-from fleetlog.config import Config
+from fleetlog.config import Config, ConfigError
 from fleetlog.delivery.engine import DeliveryEngine
 from fleetlog.delivery.retry import RetryPolicy
 from fleetlog.delivery.sender import Pusher, Sender
@@ -19,6 +19,10 @@ ENGINE = "delivery"  # services.extras key of the engine (tests and the DT face 
 
 
 def settings(config: Config) -> Settings:
+    try:
+        targets = TargetPolicy.parse(config.delivery_deny_networks)
+    except ValueError as exc:
+        raise ConfigError(f"FLEETLOG_DELIVERY_DENY_NETWORKS: {exc}") from None
     return Settings(
         timeout_seconds=config.delivery_timeout_seconds,
         max_age_seconds=config.delivery_max_age_seconds,
@@ -29,7 +33,7 @@ def settings(config: Config) -> Settings:
         checkpoint_seconds=config.delivery_checkpoint_seconds,
         max_connectors=config.delivery_max_connectors,
         max_loop_lag_seconds=config.delivery_max_loop_lag_seconds,
-        targets=TargetPolicy.parse(config.delivery_deny_networks),
+        targets=targets,
     )
 
 
