@@ -52,13 +52,6 @@ def post(sender: Sender | SenderProcess, url: str) -> tuple[int, str]:
     return asyncio.run(run())
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 def test_a_push_to_a_denied_address_is_not_made(receiver: Receiver) -> None:
     status, error = post(Sender(2.0, TargetPolicy.parse(LOCAL)), receiver.url)
     assert status == 0 and "127.0.0.1 is in a network pushes may not go to" in error
