@@ -55,21 +55,17 @@ def serve(
 
     from fleetlog.bootstrap import ADMIN_TOKEN_FILE, build_app, tune_gc
 
-    try:
+    try:  # a setting fleetlog cannot use is named, without a traceback
         config = Config.from_env()
-    except ConfigError as exc:
-        typer.echo(f"fleetlog: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if host is not None:
-        config.host = host
-    if port is not None:
-        config.port = port
-    if data_dir is not None:
-        config.data_dir = data_dir
-    if log_level is not None:
-        config.log_level = log_level
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+        if host is not None:
+            config.host = host
+        if port is not None:
+            config.port = port
+        if data_dir is not None:
+            config.data_dir = data_dir
+        if log_level is not None:
+            config.log_level = log_level
+        logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app_ = build_app(config)
     except ConfigError as exc:
         typer.echo(f"fleetlog: {exc}", err=True)

@@ -72,10 +72,6 @@ class TargetPolicy:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.denied)
 
-    def check(self, address: str) -> None:
-        if self.denies(address):
-            raise TargetDenied(f"{address} is in a network pushes may not go to (FLEETLOG_DELIVERY_DENY_NETWORKS)")
-
 
 def is_ip(host: str) -> bool:
     try:
