@@ -265,6 +265,24 @@ def test_credentials_and_scopes(fleet: Fleet) -> None:
     assert fleet.client.get("/v1/tenants/acme/events/export", headers=fleet.other).status_code == 403
 
 
+def test_a_project_key_writes_a_batch_only_into_its_project(fleet: Fleet) -> None:
+    # Rights are checked once per project in a batch: every item of another project is refused.
+    batch = [
+        {"type": "touch", "device": "sensor-1"},
+        {"type": "touch", "device": "desk-1"},
+        {"type": "touch", "device": "sensor-2"},
+        {"type": "touch", "device": "desk-1", "project": "office"},
+        {"type": "touch", "project": "office", "source": "system"},
+    ]
+    response = post(fleet, batch, headers=fleet.project_writer)
+    assert response.status_code == 207, response.text
+    out = response.json()
+    assert [r["status"] for r in out["results"]] == ["created", "error", "created", "error", "error"]
+    assert {out["results"][i]["error"]["code"] for i in (1, 3, 4)} == {"permission_denied"}
+    stored = query(fleet, "limit=1000").json()["events"]
+    assert sorted(e["device"] for e in stored) == ["sensor-1", "sensor-2"]
+
+
 def test_wrong_method_and_unknown_path_answer_in_the_native_shape(fleet: Fleet) -> None:
     response = fleet.client.delete(EVENTS, headers=fleet.writer)
     assert response.status_code == 405 and response.json()["error"]["code"] == "method_not_allowed"

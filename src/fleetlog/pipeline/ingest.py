@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fleetlog.core.catalog import Catalog
+from fleetlog.core.catalog import Catalog, EventType
 from fleetlog.core.errors import FleetlogError, InvalidInput, NotFound
 from fleetlog.core.event import SEVERITY_MAX, SEVERITY_MIN, Event, SourceKind, pack, unpack
-from fleetlog.core.registry import Principal, Role
+from fleetlog.core.registry import Device, Principal, Role
 from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.clock import Clock
-from fleetlog.ports.store import AppendResult, Dedupe, DeferredInbox, EventStore
+from fleetlog.ports.store import AppendResult, AppendStatus, Dedupe, DeferredInbox, EventStore
 
 
 @dataclass
@@ -49,8 +49,44 @@ class Ingest:
         what the catalog knows. `principal` None means a trusted internal producer."""
         directory = self.directory
         tenant = directory.cached_tenant(event.tenant) or await directory.tenant(event.tenant)
+        device = None
         if event.device is not None:
             device = directory.cached_device(tenant.id, event.device) or await directory.device(tenant.id, event.device)
+        self._check_source(principal, event, tenant.id, device)
+        if device is None:
+            await directory.project(tenant.id, event.project)
+        custom = directory.cached_types(tenant.id)
+        if custom is None:
+            custom = await directory.custom_types(tenant.id)
+        return self._check_content(event, custom, self.clock.now_us())
+
+    def _prepare_cached(
+        self, principal: Principal | None, event: Event, allowed: set[tuple[str, str]], now: int
+    ) -> Event | None:
+        """`prepare` without awaiting, for an event of a known device whose tenant, device and
+        types are all cached; None when something must be looked up (then call `prepare`).
+        `allowed` holds the (tenant, project) pairs already checked for this principal."""
+        directory = self.directory
+        tenant = directory.cached_tenant(event.tenant)
+        if tenant is None or event.device is None:
+            return None
+        device = directory.cached_device(tenant.id, event.device)
+        custom = directory.cached_types(tenant.id)
+        if device is None or custom is None:
+            return None
+        if event.project and event.project != device.project:
+            raise InvalidInput(f"device {device.id!r} is in project {device.project!r}", "project")
+        event.project = device.project
+        if principal is not None and (tenant.id, device.project) not in allowed:
+            directory.check_rights(principal, tenant.id, device.project, Role.WRITE)
+            allowed.add((tenant.id, device.project))
+        return self._check_content(event, custom, now)
+
+    @staticmethod
+    def _check_source(principal: Principal | None, event: Event, tenant: str, device: Device | None) -> None:
+        """Where the event belongs (its device's project, or the project it names) and whether
+        the caller may write there."""
+        if device is not None:
             if not event.project:
                 event.project = device.project
             elif event.project != device.project:
@@ -60,14 +96,12 @@ class Ingest:
         elif event.source is SourceKind.DEVICE:
             raise InvalidInput("a device event must name its device", "device")
         if principal is not None:
-            directory.check_rights(principal, tenant.id, event.project, Role.WRITE)
-        if event.device is None:
-            await directory.project(tenant.id, event.project)
+            Directory.check_rights(principal, tenant, event.project, Role.WRITE)
+
+    def _check_content(self, event: Event, custom: dict[str, EventType], now: int) -> Event:
+        """Severity and the data's schema; what the catalog knows of the type is filled in."""
         if not SEVERITY_MIN <= event.severity <= SEVERITY_MAX:
             raise InvalidInput("must be an integer from 1 to 5", "severity")
-        custom = directory.cached_types(tenant.id)
-        if custom is None:
-            custom = await directory.custom_types(tenant.id)
         known = self.catalog.validate(event.type, event.data, custom or None)
         if known is not None:
             if not event.description:
@@ -78,7 +112,7 @@ class Ingest:
                 event.outcome = known.outcome
                 event.state_change = event.state_change or known.state_change
         if not event.received:
-            event.received = self.clock.now_us()
+            event.received = now
         return event
 
     async def submit(
@@ -90,9 +124,9 @@ class Ingest:
         except FleetlogError:
             self.stats.rejected += 1
             raise
-        (result,) = await self.store.append([prepared], dedupe)
-        self._count(result, face)
-        return result
+        results = await self.store.append([prepared], dedupe)
+        self._count(results, face)
+        return results[0]
 
     async def submit_many(
         self,
@@ -106,21 +140,26 @@ class Ingest:
         outcome: list[AppendResult | FleetlogError | None] = []
         ready: list[Event] = []
         slots: list[int] = []
+        allowed: set[tuple[str, str]] = set()
+        now = self.clock.now_us()
+        cached = self._prepare_cached
         for item in events:
             if isinstance(item, FleetlogError):
                 outcome.append(item)
                 continue
             try:
-                ready.append(await self.prepare(principal, item))
+                # The usual item costs no coroutine: its tenant, device and types are cached.
+                ready.append(cached(principal, item, allowed, now) or await self.prepare(principal, item))
                 slots.append(len(outcome))
                 outcome.append(None)
             except FleetlogError as exc:
                 outcome.append(exc)
         self.stats.rejected += len(outcome) - len(ready)
         if ready:
-            for slot, result in zip(slots, await self.store.append(ready, dedupe), strict=True):
+            results = await self.store.append(ready, dedupe)
+            for slot, result in zip(slots, results, strict=True):
                 outcome[slot] = result
-                self._count(result, face)
+            self._count(results, face)
         return [o for o in outcome if o is not None]
 
     async def defer(self, principal: Principal | None, event: Event) -> Event:
@@ -143,17 +182,21 @@ class Ingest:
             except NotFound:  # its device was removed meanwhile: nothing to attach it to
                 self.stats.rejected += 1
         if ready:
-            for result in await self.store.append(ready, dedupe):
-                self._count(result, "deferred")
+            self._count(await self.store.append(ready, dedupe), "deferred")
         await self.inbox.done([pk for pk, _ in taken])
         return len(taken)
 
-    def _count(self, result: AppendResult, face: str) -> None:
-        status = result.status.value
-        if status == "created":
-            self.stats.created += 1
-            self.stats.by_face[face] = self.stats.by_face.get(face, 0) + 1
-        elif status == "duplicate":
-            self.stats.duplicates += 1
-        else:
-            self.stats.conflicts += 1
+    def _count(self, results: Sequence[AppendResult], face: str) -> None:
+        created = duplicates = 0
+        for result in results:
+            status = result.status
+            if status is AppendStatus.CREATED:
+                created += 1
+            elif status is AppendStatus.DUPLICATE:
+                duplicates += 1
+        stats = self.stats
+        stats.created += created
+        stats.duplicates += duplicates
+        stats.conflicts += len(results) - created - duplicates
+        if created:
+            stats.by_face[face] = stats.by_face.get(face, 0) + created
