@@ -53,9 +53,10 @@ def serve(
 
     import uvicorn
 
+    from fleetlog.adapters.storage.sqlite import StoreInUse
     from fleetlog.bootstrap import ADMIN_TOKEN_FILE, build_app, tune_gc
 
-    try:  # a setting fleetlog cannot use is named, without a traceback
+    try:  # a setting fleetlog cannot use, or a store in use, is named without a traceback
         config = Config.from_env()
         if host is not None:
             config.host = host
@@ -67,7 +68,7 @@ def serve(
             config.log_level = log_level
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app_ = build_app(config)
-    except ConfigError as exc:
+    except (ConfigError, StoreInUse) as exc:
         typer.echo(f"fleetlog: {exc}", err=True)
         raise typer.Exit(2) from None
     tune_gc()

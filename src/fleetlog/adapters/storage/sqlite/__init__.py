@@ -11,6 +11,7 @@ from fleetlog.adapters.storage.sqlite.documents import SqliteDocuments
 from fleetlog.adapters.storage.sqlite.events import SqliteEventStore
 from fleetlog.adapters.storage.sqlite.inbox import SqliteInbox
 from fleetlog.adapters.storage.sqlite.keys import KeyCache
+from fleetlog.adapters.storage.sqlite.owner import Ownership, StoreInUse
 from fleetlog.adapters.storage.sqlite.readers import Readers
 from fleetlog.adapters.storage.sqlite.registry import SqliteRegistry
 from fleetlog.adapters.storage.sqlite.schema import migrate
@@ -19,15 +20,24 @@ from fleetlog.core.event import Event
 from fleetlog.core.ids import SequenceClock
 from fleetlog.ports.bus import Bus
 
+__all__ = ["SqliteStorage", "StoreInUse"]
+
 
 class SqliteStorage:
-    """Opens (and migrates) the database; exposes the event store, registry and inbox ports."""
+    """Opens (and migrates) the database; exposes the event store, registry and inbox ports.
+
+    One process at a time: a second one opening the same file gets `StoreInUse`."""
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL", bus: Bus | None = None, readers: int = 4) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(path, synchronous=synchronous)
-        migrate(conn)
+        self._owner = Ownership.acquire(path)  # raises StoreInUse if another process has it
+        try:
+            conn = connect(path, synchronous=synchronous)
+            migrate(conn)
+        except BaseException:
+            self._owner.release()
+            raise
         conn.execute("PRAGMA optimize")
         last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         self._bus = bus
@@ -56,3 +66,4 @@ class SqliteStorage:
     def close(self) -> None:
         self._writer.close()
         self._readers.close()
+        self._owner.release()
