@@ -84,6 +84,7 @@ def build_app(config: Config, clock: Clock | None = None) -> Starlette:
         catalog=catalog,
         clock=clock,
         documents=storage.documents,
+        leases=storage.leases,
         limits=Limits(config.max_event_bytes, config.max_batch_bytes, config.max_batch_items),
         config=config,
     )

@@ -6,6 +6,12 @@ background task that owns the workers and the HTTP session.
 Where a new or re-enabled connector starts: at the log's head at that moment. Events committed
 earlier are not pushed (the vendor rule: no backfill), unless the operator asks for a replay
 from a point in time.
+
+One process delivers: the one holding the "delivery" lease of the store (with SQLite, the one
+process that owns it). When processes share a PostgreSQL store, the others still answer the
+connector APIs: what they change is in the documents, which the delivering process reads again
+every `reconcile_seconds`; a replay or :sync asked of them is left there as a command for it;
+their metrics are the ones the delivering process saves with each checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +30,16 @@ from fleetlog.core.event import Event
 from fleetlog.core.ids import COUNTER_BITS
 from fleetlog.delivery.feed import Tap, seq_of
 from fleetlog.delivery.metrics import ConnectorMetrics
-from fleetlog.delivery.model import CONNECTOR_KIND, METRICS_KIND, STATE_KIND, Connector, DeliveryState, Flavour, Status
+from fleetlog.delivery.model import (
+    COMMAND_KIND,
+    CONNECTOR_KIND,
+    METRICS_KIND,
+    STATE_KIND,
+    Connector,
+    DeliveryState,
+    Flavour,
+    Status,
+)
 from fleetlog.delivery.pacer import Pacer
 from fleetlog.delivery.sender import Pusher, Sender
 from fleetlog.delivery.worker import Deps, Settings, Worker
@@ -32,12 +47,14 @@ from fleetlog.pipeline.directory import Directory
 from fleetlog.ports.bus import Bus
 from fleetlog.ports.clock import Clock
 from fleetlog.ports.documents import DocumentStore
+from fleetlog.ports.lease import Lease, Leases, SoleLeases
 from fleetlog.ports.store import EventStore
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (tenant, connector id)
 HEAD_LOOKBACK_US = 60_000_000
+LEASE = "delivery"
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -60,6 +77,7 @@ class DeliveryEngine:
         clock: Clock,
         settings: Settings,
         sender: Pusher | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -68,6 +86,8 @@ class DeliveryEngine:
         self._clock = clock
         self.settings = settings
         self._sender: Pusher = sender or Sender(settings.timeout_seconds)
+        self._leases: Leases = leases or SoleLeases()
+        self.leader = False  # this process holds the lease and runs the workers
         self._workers: dict[Key, Worker] = {}
         self._metrics: dict[Key, ConnectorMetrics] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -82,30 +102,112 @@ class DeliveryEngine:
 
     async def run(self) -> None:
         self._tap = Tap(self._bus)
-        self._running = True
         helpers = [
             asyncio.create_task(self._tap.run(), name="delivery:tap"),
             asyncio.create_task(self.pacer.run(), name="delivery:pacer"),
         ]
         try:
             while True:
+                follower = asyncio.create_task(self._follow(), name="delivery:follow") if self._leases.shared else None
                 try:
-                    await self._start_all()
-                    break
-                except Exception:  # the store is not there yet: try again
-                    log.exception("starting the delivery workers failed; retrying")
-                    await asyncio.sleep(1.0)
-            await asyncio.Event().wait()
+                    lease = await self._leases.acquire(LEASE)
+                finally:
+                    if follower is not None:
+                        follower.cancel()
+                try:
+                    await self._lead(lease)
+                finally:
+                    await self._step_down()
+                    await lease.release()
         finally:
-            self._running = False
             for helper in helpers:
                 helper.cancel()
-            for task in list(self._background):
-                task.cancel()
-            workers, self._workers = list(self._workers.values()), {}
-            await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
             await self._sender.close()
             await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _lead(self, lease: Lease) -> None:
+        """Run every active connector's worker until the lease is lost (never, with SQLite)."""
+        self.leader = self._running = True
+        log.info("delivery: this process delivers")
+        while not lease.lost.is_set():
+            try:
+                await self._start_all()
+                break
+            except Exception:  # the store is not there yet: try again
+                log.exception("starting the delivery workers failed; retrying")
+                await _wait(lease.lost, 1.0)
+        while not lease.lost.is_set():
+            if not self._leases.shared:
+                await lease.lost.wait()
+                break
+            await _wait(lease.lost, self.settings.reconcile_seconds)
+            if lease.lost.is_set():
+                break
+            try:
+                await self._reconcile()
+            except Exception:
+                log.exception("delivery: reading what other processes changed failed; trying again")
+        log.warning("delivery: the lease is lost; stopping the workers")
+
+    async def _step_down(self) -> None:
+        self.leader = self._running = False
+        for task in list(self._background):
+            task.cancel()
+        workers, self._workers = list(self._workers.values()), {}
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+
+    async def _follow(self) -> None:
+        """While another process delivers: its metrics, as it saves them."""
+        while True:
+            try:
+                after: str | None = None
+                while True:
+                    docs = await self._documents.list(None, METRICS_KIND, after=after, limit=500)
+                    for tenant, ident, doc in docs:
+                        self._metrics[(tenant, ident)] = ConnectorMetrics.restore(doc)
+                    if len(docs) < 500:
+                        break
+                    after = docs[-1][1]
+            except Exception as exc:
+                log.debug("delivery: reading the metrics failed: %s", exc)
+            await asyncio.sleep(self.settings.reconcile_seconds)
+
+    async def _reconcile(self) -> None:
+        """Make the workers match the documents, which other processes change too; run the
+        replays and syncs they asked for."""
+        seen: set[Key] = set()
+        after: str | None = None
+        while True:
+            docs = await self._documents.list(None, CONNECTOR_KIND, after=after, limit=500)
+            for _, _, doc in docs:
+                connector = msgspec.convert(doc, Connector)
+                key = _key(connector)
+                seen.add(key)
+                worker = self._workers.get(key)
+                running = worker.connector if worker is not None else None
+                if running != connector and (running is not None or connector.status is Status.ACTIVE):
+                    async with self._lock(key):
+                        await self._apply(connector)
+            if len(docs) < 500:
+                break
+            after = docs[-1][1]
+        for key in [k for k in self._workers if k not in seen]:  # removed elsewhere
+            async with self._lock(key):
+                worker = self._workers.pop(key, None)
+                if worker is not None:
+                    await worker.stop()
+                    await self._forget(*key)
+        for tenant, ident, doc in await self._documents.list(None, COMMAND_KIND, limit=500):
+            try:
+                connector = await self.get(tenant, ident)
+                if "replay_since" in doc:
+                    await self.replay(connector, int(doc["replay_since"]))
+                if doc.get("sync"):
+                    await self.sync(connector)
+            except NotFound:
+                pass
+            if await self._documents.get(tenant, COMMAND_KIND, ident) == doc:  # not asked again meanwhile
+                await self._documents.delete(tenant, COMMAND_KIND, ident)
 
     async def _start_all(self) -> None:
         after: str | None = None
@@ -276,13 +378,20 @@ class DeliveryEngine:
                 await worker.stop()
             if not await self._documents.delete(tenant, CONNECTOR_KIND, connector_id):
                 raise NotFound("connector", connector_id)
-            await self._documents.delete(tenant, STATE_KIND, connector_id)
-            await self._documents.delete(tenant, METRICS_KIND, connector_id)
-        self._metrics.pop(key, None)
+            await self._forget(tenant, connector_id)
         self._locks.pop(key, None)
+
+    async def _forget(self, tenant: str, connector_id: str) -> None:
+        """What is kept beside a connector that is gone."""
+        for kind in (STATE_KIND, METRICS_KIND, COMMAND_KIND):
+            await self._documents.delete(tenant, kind, connector_id)
+        self._metrics.pop((tenant, connector_id), None)
 
     async def replay(self, connector: Connector, since_us: int) -> None:
         """Push again everything that arrived at or after `since_us` (beyond the vendor)."""
+        if not self.leader:  # the delivering process runs it (its worker owns the cursor)
+            await self._command(connector, {"replay_since": since_us})
+            return
         key = _key(connector)
         async with self._lock(key):
             worker = self._workers.pop(key, None)
@@ -296,14 +405,27 @@ class DeliveryEngine:
             await self._save_state(connector, state)
             await self._apply(connector)
 
-    def sync(self, connector: Connector) -> bool:
+    async def sync(self, connector: Connector) -> bool:
         """DT's :sync: push the latest event of each type of every device in the project, in
         the background (best effort: not resumed after a restart). False if not active."""
+        if connector.status is not Status.ACTIVE:
+            return False
+        if not self.leader:
+            await self._command(connector, {"sync": True})
+            return True
         worker = self.worker(connector.tenant, connector.id)
         if worker is None:
             return False
         worker.run_alongside(self._sync(connector, worker), "sync")
         return True
+
+    async def _command(self, connector: Connector, command: dict[str, Any]) -> None:
+        """Leave work for the delivering process (one pending command per connector; a
+        replay and a sync asked before it looks are both run)."""
+        key = _key(connector)
+        async with self._lock(key):
+            pending = await self._documents.get(connector.tenant, COMMAND_KIND, connector.id) or {}
+            await self._documents.put(connector.tenant, COMMAND_KIND, connector.id, {**pending, **command})
 
     async def _sync(self, connector: Connector, worker: Worker) -> None:
         after: str | None = None
@@ -323,6 +445,7 @@ class DeliveryEngine:
 
     def stats(self) -> dict[str, Any]:
         return {
+            "fleetlog_delivery_leader": int(self.leader),
             "fleetlog_delivery_workers": len(self._workers),
             "fleetlog_delivery_in_flight": sum(w.in_flight for w in self._workers.values()),
         }
@@ -330,6 +453,13 @@ class DeliveryEngine:
 
 def _key(connector: Connector) -> Key:
     return (connector.tenant, connector.id)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set, for at most `seconds`."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,8 @@ from fleetlog.core.event import Event, Outcome
 CONNECTOR_KIND = "delivery.connector"
 STATE_KIND = "delivery.state"
 METRICS_KIND = "delivery.metrics"
+# A replay or :sync asked of a process that does not deliver, for the one that does.
+COMMAND_KIND = "delivery.command"
 
 
 class Flavour(StrEnum):

@@ -57,6 +57,9 @@ class Settings:
     checkpoint_seconds: float = 1.0
     max_connectors: int = 100  # per tenant
     max_loop_lag_seconds: float = 0.005  # pushes slow down when the event loop lags more (0: off)
+    # With a shared store: how often the delivering process looks for connectors changed, and
+    # replays or syncs asked for, in other processes (and the others refresh their metrics).
+    reconcile_seconds: float = 2.0
     targets: TargetPolicy = field(default_factory=TargetPolicy)  # networks pushes may not go to
 
 

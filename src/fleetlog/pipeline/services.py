@@ -13,6 +13,7 @@ from fleetlog.pipeline.ingest import Ingest
 from fleetlog.ports.bus import Bus
 from fleetlog.ports.clock import Clock
 from fleetlog.ports.documents import DocumentStore
+from fleetlog.ports.lease import Leases, SoleLeases
 from fleetlog.ports.store import EventStore
 
 
@@ -32,6 +33,7 @@ class Services:
     catalog: Catalog
     clock: Clock
     documents: DocumentStore
+    leases: Leases = field(default_factory=SoleLeases)
     limits: Limits = field(default_factory=Limits)
     config: Config = field(default_factory=Config)
     deferred_wake: asyncio.Event = field(default_factory=asyncio.Event)

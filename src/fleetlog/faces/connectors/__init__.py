@@ -53,6 +53,7 @@ def face(services: Services) -> Face:
         services.clock,
         delivery,
         sender,
+        services.leases,
     )
     services.extras[ENGINE] = engine
     # /metrics shows the extras' "metrics" gauges: add ours to whatever is there.

@@ -250,7 +250,7 @@ def routes(services: Services, engine: DeliveryEngine) -> list[Route]:
         _, tenant, project = await caller(request, write=True)
         _known(request.query_params, set())
         connector = await find(tenant, project, ident)
-        if not engine.sync(connector):
+        if not await engine.sync(connector):
             raise InvalidInput(f"the data connector is {connector.status.value}, not ACTIVE", "status")
         return JSONResponse({})
 

@@ -1,7 +1,7 @@
 """The storage engine for scale: PostgreSQL, shared by any number of fleetlog processes.
 
 `PostgresStorage(dsn, bus=...)` exposes the same ports as `SqliteStorage`: `.events`,
-`.registry`, `.inbox`, `.documents`, `.stats`, `.close()`; plus `open()` and `aclose()`
+`.registry`, `.inbox`, `.documents`, `.leases`, `.stats`, `.close()`; plus `open()` and `aclose()`
 (it connects on first use if `open()` was not awaited). The DSN is asyncpg's: extra query
 parameters are server settings, so `?search_path=fleetlog` keeps the tables in a schema.
 """
@@ -16,6 +16,7 @@ from fleetlog.adapters.storage.postgres.database import Database
 from fleetlog.adapters.storage.postgres.documents import PostgresDocuments
 from fleetlog.adapters.storage.postgres.events import PostgresEventStore
 from fleetlog.adapters.storage.postgres.inbox import PostgresInbox
+from fleetlog.adapters.storage.postgres.leases import PostgresLeases
 from fleetlog.adapters.storage.postgres.registry import PostgresRegistry
 from fleetlog.core.event import Event
 from fleetlog.ports.bus import Bus
@@ -39,6 +40,7 @@ class PostgresStorage:
         self.registry = PostgresRegistry(self._db)
         self.inbox = PostgresInbox(self._db)
         self.documents = PostgresDocuments(self._db)
+        self.leases = PostgresLeases(self._db)
 
     async def open(self) -> None:
         """Connect and migrate (otherwise done on first use)."""

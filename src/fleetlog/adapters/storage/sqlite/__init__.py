@@ -19,6 +19,7 @@ from fleetlog.adapters.storage.sqlite.writer import Writer
 from fleetlog.core.event import Event
 from fleetlog.core.ids import SequenceClock
 from fleetlog.ports.bus import Bus
+from fleetlog.ports.lease import SoleLeases
 
 __all__ = ["SqliteStorage", "StoreInUse"]
 
@@ -48,6 +49,7 @@ class SqliteStorage:
         self.registry = SqliteRegistry(self._writer, self._readers, keys)
         self.inbox = SqliteInbox(self._writer, self._readers)
         self.documents = SqliteDocuments(self._writer, self._readers)
+        self.leases = SoleLeases()  # this process owns the store: every lease is its own
 
     def _published(self, results: list[Any]) -> None:
         if self._bus is None:
