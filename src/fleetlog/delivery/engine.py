@@ -160,14 +160,8 @@ class DeliveryEngine:
         """While another process delivers: its metrics, as it saves them."""
         while True:
             try:
-                after: str | None = None
-                while True:
-                    docs = await self._documents.list(None, METRICS_KIND, after=after, limit=500)
-                    for tenant, ident, doc in docs:
-                        self._metrics[(tenant, ident)] = ConnectorMetrics.restore(doc)
-                    if len(docs) < 500:
-                        break
-                    after = docs[-1][1]
+                async for tenant, ident, doc in self._each(METRICS_KIND):
+                    self._metrics[(tenant, ident)] = ConnectorMetrics.restore(doc)
             except Exception as exc:
                 log.debug("delivery: reading the metrics failed: %s", exc)
             await asyncio.sleep(self.settings.reconcile_seconds)
@@ -176,28 +170,22 @@ class DeliveryEngine:
         """Make the workers match the documents, which other processes change too; run the
         replays and syncs they asked for."""
         seen: set[Key] = set()
-        after: str | None = None
-        while True:
-            docs = await self._documents.list(None, CONNECTOR_KIND, after=after, limit=500)
-            for _, _, doc in docs:
-                connector = msgspec.convert(doc, Connector)
-                key = _key(connector)
-                seen.add(key)
-                worker = self._workers.get(key)
-                running = worker.connector if worker is not None else None
-                if running != connector and (running is not None or connector.status is Status.ACTIVE):
-                    async with self._lock(key):
-                        await self._apply(connector)
-            if len(docs) < 500:
-                break
-            after = docs[-1][1]
+        async for _, _, doc in self._each(CONNECTOR_KIND):
+            connector = msgspec.convert(doc, Connector)
+            key = _key(connector)
+            seen.add(key)
+            worker = self._workers.get(key)
+            running = worker.connector if worker is not None else None
+            if running != connector and (running is not None or connector.status is Status.ACTIVE):
+                async with self._lock(key):
+                    await self._apply(connector)
         for key in [k for k in self._workers if k not in seen]:  # removed elsewhere
             async with self._lock(key):
                 worker = self._workers.pop(key, None)
                 if worker is not None:
                     await worker.stop()
                     await self._forget(*key)
-        for tenant, ident, doc in await self._documents.list(None, COMMAND_KIND, limit=500):
+        async for tenant, ident, doc in self._each(COMMAND_KIND):
             try:
                 connector = await self.get(tenant, ident)
                 if "replay_since" in doc:
@@ -210,14 +198,19 @@ class DeliveryEngine:
                 await self._documents.delete(tenant, COMMAND_KIND, ident)
 
     async def _start_all(self) -> None:
+        async for _, _, doc in self._each(CONNECTOR_KIND):
+            connector = msgspec.convert(doc, Connector)
+            async with self._lock(_key(connector)):
+                if _key(connector) not in self._workers:
+                    await self._apply(connector)
+
+    async def _each(self, kind: str, tenant: str | None = None) -> AsyncIterator[tuple[str, str, Any]]:
+        """(tenant, id, doc) of every document of `kind`, of one tenant or of all, page by page."""
         after: str | None = None
         while True:
-            docs = await self._documents.list(None, CONNECTOR_KIND, after=after, limit=500)
-            for _, _, doc in docs:
-                connector = msgspec.convert(doc, Connector)
-                async with self._lock(_key(connector)):
-                    if _key(connector) not in self._workers:
-                        await self._apply(connector)
+            docs = await self._documents.list(tenant, kind, after=after, limit=500)
+            for item in docs:
+                yield item
             if len(docs) < 500:
                 return
             after = docs[-1][1]
@@ -331,14 +324,8 @@ class DeliveryEngine:
         return connector
 
     async def list(self, tenant: str) -> AsyncIterator[Connector]:
-        after: str | None = None
-        while True:
-            docs = await self._documents.list(tenant, CONNECTOR_KIND, after=after, limit=500)
-            for _, _, doc in docs:
-                yield msgspec.convert(doc, Connector)
-            if len(docs) < 500:
-                return
-            after = docs[-1][1]
+        async for _, _, doc in self._each(CONNECTOR_KIND, tenant):
+            yield msgspec.convert(doc, Connector)
 
     async def create(self, connector: Connector) -> Connector:
         count = 0

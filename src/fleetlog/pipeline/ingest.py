@@ -74,12 +74,9 @@ class Ingest:
         custom = directory.cached_types(tenant.id)
         if device is None or custom is None:
             return None
-        if event.project and event.project != device.project:
-            raise InvalidInput(f"device {device.id!r} is in project {device.project!r}", "project")
-        event.project = device.project
-        if principal is not None and (tenant.id, device.project) not in allowed:
-            directory.check_rights(principal, tenant.id, device.project, Role.WRITE)
-            allowed.add((tenant.id, device.project))
+        checked = (tenant.id, device.project) in allowed
+        self._check_source(None if checked else principal, event, tenant.id, device)
+        allowed.add((tenant.id, device.project))
         return self._check_content(event, custom, now)
 
     @staticmethod
