@@ -54,7 +54,7 @@ def serve(
     import uvicorn
 
     from fleetlog.adapters.storage.sqlite import StoreInUse
-    from fleetlog.bootstrap import ADMIN_TOKEN_FILE, build_app, tune_gc
+    from fleetlog.bootstrap import ADMIN_TOKEN_FILE, build_app, tune_runtime
 
     try:  # a setting fleetlog cannot use, or a store in use, is named without a traceback
         config = Config.from_env()
@@ -71,7 +71,7 @@ def serve(
     except (ConfigError, StoreInUse) as exc:
         typer.echo(f"fleetlog: {exc}", err=True)
         raise typer.Exit(2) from None
-    tune_gc()
+    tune_runtime()
     typer.echo(f"fleetlog listening on http://{config.host}:{config.port}  (data: {config.database})")
     typer.echo(
         f"API docs: http://{config.host}:{config.port}/docs   operator token: {config.data_dir / ADMIN_TOKEN_FILE}"
