@@ -47,9 +47,9 @@ GC_YOUNG_THRESHOLD = 50_000
 
 # How long the event loop may keep the GIL while another thread waits for it (CPython's
 # default is 5 ms). The SQLite writer releases the GIL for every statement it runs and must
-# take it back afterwards; at 5 ms, a commit of a few statements under batch load spent about
-# as long waiting for the loop as it spent in SQLite. 1 ms: batch ingest +10 %, single-event
-# ingest unchanged (docs/benchmarks.md).
+# take it back afterwards, waiting up to this long while the loop decodes the next batch.
+# 1 ms: batch ingest +6 % (six alternated runs), single-event ingest unchanged
+# (docs/benchmarks.md).
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
