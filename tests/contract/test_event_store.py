@@ -67,6 +67,28 @@ async def test_get_returns_the_event_with_json_types_kept(storage: Any) -> None:
     assert await storage.events.get("acme", result.event.id[:16] + "0" * 16) is None  # wrong random half
 
 
+async def test_a_query_page_returns_each_event_exactly_as_stored(storage: Any) -> None:
+    tricky = [
+        {"big": 2**70, "neg": -(2**63), "tiny": 1e-7, "tenth": 0.1, "exp": 6.02e23, "zero": 0.0},
+        {"text": 'quote " backslash \\ newline \n tab \t', "sep": "],[", "uni": "é €  𝄞 \u2028 \u0000"},
+        {"nested": [[], {}, [1, [2, [3]]], {"a": {"b": None}}], "empty": ""},
+    ]
+    stored = [
+        r.event
+        for r in await storage.events.append(
+            [
+                ev(t=i * 1000, data=data, description='d "],[" \\', app_id="app,1", category="c", state_change=True)
+                for i, data in enumerate(tricky)
+            ]
+        )
+    ]
+    for order in Order:
+        page = await storage.events.query(EventQuery(tenant="acme", devices=("d1",), order=order))
+        expected = stored if order is Order.OLDEST else stored[::-1]
+        assert page.events == expected
+        assert [type(e.data.get("tenth")) for e in page.events] == [type(e.data.get("tenth")) for e in expected]
+
+
 async def test_query_newest_first_by_default_and_oldest_on_request(storage: Any) -> None:
     await fill(storage, 200)
     newest = await storage.events.query(EventQuery(tenant="acme", limit=1000))
