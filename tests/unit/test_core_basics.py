@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from fleetlog.core.errors import InvalidInput
 from fleetlog.core.ids import SequenceClock, make_id, ms_of_seq, parse_id, seq_of
 from fleetlog.core.query import Cursor, Position
-from fleetlog.core.timefmt import MAX_US, parse_rfc3339, parse_time, rfc3339, rfc3339_ms
+from fleetlog.core.timefmt import MAX_US, parse_rfc3339, parse_time, rfc3339, rfc3339_ms, to_datetime
 
 
 @pytest.mark.parametrize(
@@ -44,6 +44,16 @@ def test_query_times_also_take_epoch_milliseconds() -> None:
 def test_rendering_round_trips(us: int) -> None:
     assert parse_rfc3339(rfc3339(us)) == us
     assert rfc3339_ms(us).endswith("Z") and len(rfc3339_ms(us)) == 24
+    # the same text as the reference rendering through strftime
+    assert rfc3339(us) == to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert rfc3339_ms(us) == to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def test_rendering_keeps_every_digit_at_the_edges() -> None:
+    assert rfc3339(0) == "1970-01-01T00:00:00.000000Z"
+    assert rfc3339(MAX_US) == "9999-12-31T23:59:59.999999Z"
+    assert rfc3339_ms(1478599327033000) == "2016-11-08T10:02:07.033Z"
+    assert rfc3339_ms(1478599327000999) == "2016-11-08T10:02:07.000Z"
 
 
 def test_sequence_is_strictly_increasing_even_when_the_clock_stalls_or_goes_back() -> None:
