@@ -13,6 +13,7 @@ from msgspec.structs import replace as copy
 
 from fleetlog.adapters.bus.memory import MemoryBus
 from fleetlog.core.event import Event, Outcome
+from fleetlog.core.ids import seq_of
 from fleetlog.core.query import Cursor, EventQuery, Order, Position
 from fleetlog.ports.store import AppendStatus, Dedupe
 
@@ -87,6 +88,21 @@ async def test_a_query_page_returns_each_event_exactly_as_stored(storage: Any) -
         expected = stored if order is Order.OLDEST else stored[::-1]
         assert page.events == expected
         assert [type(e.data.get("tenth")) for e in page.events] == [type(e.data.get("tenth")) for e in expected]
+
+
+async def test_since_pages_through_one_tenants_events_in_commit_order(storage: Any) -> None:
+    events = [ev("g1" if i % 3 == 0 else "d1", t=(i * 7919) % 50 * 1000, data={"i": i}) for i in range(60)]
+    stored = [r.event for r in await storage.events.append(events[:30])]
+    stored += [r.event for r in await storage.events.append(events[30:])]
+    acme = [e for e in stored if e.tenant == "acme"]
+    got: list[Event] = []
+    position = 0
+    while page := await storage.events.since("acme", position, 7):
+        assert len(page) <= 7
+        got += page
+        position = seq_of(page[-1].id) or 0
+    assert got == acme  # every event once, with its id, in commit order, none of globex
+    assert await storage.events.since("acme", seq_of(acme[-1].id) or 0) == []
 
 
 async def test_query_newest_first_by_default_and_oldest_on_request(storage: Any) -> None:

@@ -19,16 +19,31 @@ from fleetlog.core.ids import SequenceClock
 from fleetlog.core.query import EventQuery, Order, Page, Position, assemble_page
 from fleetlog.ports.store import AppendResult, Dedupe, export_by_pages
 
-# A page is read as one row: SQLite joins the rows' keys and documents (JSON already) into one
-# JSON text, decoded in one call. Python's sqlite3 gives up the GIL for every row it steps to
-# and must take it back while the event loop and the other readers run; with a row per event,
-# 101 hand-overs per page made pages under concurrent load several times slower than the SQL.
+# Pages of events are read as one row: SQLite joins the rows' keys and documents (JSON already)
+# into one JSON text, decoded in one call. Python's sqlite3 gives up the GIL for every row it
+# steps to and must take it back while the event loop and the other readers run; with a row per
+# event, 101 hand-overs per page made pages under concurrent load several times slower than the SQL.
 _ONE_ROW = "SELECT group_concat('[' || seq || ',' || tail || ',' || time || ',' || CAST(doc AS TEXT) || ']') FROM ({})"
-_page_rows = msgspec.json.Decoder(list[tuple[int, int, int, Event]])
+_rows_decoder = msgspec.json.Decoder(list[tuple[int, int, int, Event]])
+EventRow = tuple[int, int, int, Event]  # seq, tail, time, the event with its id
 
 
-def _position(row: tuple[int, int, int, Event]) -> tuple[int, int]:
+def _read_as_one_row(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[EventRow]:
+    """The events of `sql`, which selects seq, tail, time, doc. Not in its order: group_concat
+    keeps the order of the rows it is given in practice, not by contract; the caller sorts."""
+    (joined,) = conn.execute(_ONE_ROW.format(sql), params).fetchone()
+    rows: list[EventRow] = _rows_decoder.decode(f"[{joined}]") if joined else []
+    for seq, tail, _, event in rows:
+        event.id = id_bytes(seq, tail).hex()
+    return rows
+
+
+def _position(row: EventRow) -> tuple[int, int]:
     return row[2], row[0]
+
+
+def _seq(row: EventRow) -> int:
+    return row[0]
 
 
 def _descending(q: EventQuery) -> bool:
@@ -110,15 +125,9 @@ class SqliteEventStore:
         if plan is None:
             return Page([], False, None, None)
         sql, params = plan
-        (joined,) = conn.execute(_ONE_ROW.format(sql), params).fetchone()
-        rows = _page_rows.decode(f"[{joined}]") if joined else []
-        # group_concat keeps the order of the rows it is given in practice, not by contract
+        rows = _read_as_one_row(conn, sql, params)
         rows.sort(key=_position, reverse=_descending(q))
-        page = []
-        for seq, tail, time, event in rows[: q.limit + 1]:
-            event.id = id_bytes(seq, tail).hex()
-            page.append((Position(time, seq), event))
-        return assemble_page(page, q)
+        return assemble_page([(Position(time, seq), event) for seq, _, time, event in rows[: q.limit + 1]], q)
 
     def export(self, query: EventQuery, chunk: int = 1000) -> AsyncIterator[list[Event]]:
         return export_by_pages(self, query, chunk)
@@ -139,12 +148,14 @@ class SqliteEventStore:
         """The tenant's events committed after `after_seq`, in commit order (for live resume)."""
 
         def read(conn: sqlite3.Connection) -> list[Event]:
-            rows = conn.execute(
-                "SELECT seq, tail, doc FROM events WHERE seq > ? "
+            rows = _read_as_one_row(
+                conn,
+                "SELECT seq, tail, time, doc FROM events WHERE seq > ? "
                 "AND tenant = (SELECT pk FROM tenants WHERE id = ?) ORDER BY seq LIMIT ?",
-                (after_seq, tenant, limit),
-            ).fetchall()
-            return [event_of_row(r) for r in rows]
+                [after_seq, tenant, limit],
+            )
+            rows.sort(key=_seq)
+            return [event for _, _, _, event in rows]
 
         return await self._readers.run(read)
 
