@@ -300,7 +300,13 @@ async def test_the_inbox_gives_a_payload_to_one_process_and_frees_a_dead_ones(tw
     assert [p for _, p in await store_one.inbox.take(2)] == [b"a", b"b"]
     assert [p for _, p in await store_two.inbox.take(10)] == [b"c"]  # not what the first holds
     store_one.inbox.close()  # the first process dies: its locks go with its connection
-    taken = await store_two.inbox.take(10)
+    # PostgreSQL ends the dead session a moment after its socket closes; until then its rows
+    # stay locked and are skipped
+    for _ in range(500):  # up to 10 s
+        taken = await store_two.inbox.take(10)
+        if len(taken) == 3:
+            break
+        await asyncio.sleep(0.02)
     assert [p for _, p in taken] == [b"a", b"b", b"c"]
     await store_two.inbox.done([pk for pk, _ in taken])
     assert await store_two.inbox.take(10) == []
