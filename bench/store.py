@@ -31,7 +31,7 @@ from fleetlog.adapters.storage.sqlite import SqliteStorage
 from fleetlog.adapters.storage.sqlite.connection import connect
 from fleetlog.adapters.storage.sqlite.events import _plan
 from fleetlog.adapters.storage.sqlite.keys import KeyCache
-from fleetlog.adapters.storage.sqlite.schema import MIGRATIONS
+from fleetlog.adapters.storage.sqlite.schema import MIGRATIONS, bulk_load
 from fleetlog.core.catalog import builtin_catalog
 from fleetlog.core.event import Event, SourceKind, pack
 from fleetlog.core.ids import SequenceClock
@@ -60,17 +60,6 @@ TYPES = [  # (type, weight, data maker)
 
 def label(events: int) -> str:
     return f"{events // 1_000_000}m" if events % 1_000_000 == 0 else f"{events // 1000}k"
-
-
-def index_statements() -> list[str]:
-    """The CREATE INDEX statements of fleetlog's `events` table, from the migrations."""
-    out = []
-    for script in MIGRATIONS:
-        for statement in script.split(";"):
-            text = " ".join(line for line in statement.split("\n") if not line.strip().startswith("--")).strip()
-            if text.startswith("CREATE INDEX events_"):
-                out.append(text)
-    return out
 
 
 def ensure(events: int, devices: int = 10_000, log: Any = print) -> dict[str, Any]:
@@ -137,74 +126,70 @@ def _fill(db: Path, events: int, devices: int, log: Any) -> None:
     tenant_pk = conn.execute("SELECT pk FROM tenants WHERE id = ?", (TENANT,)).fetchone()[0]
     device_pk = dict(conn.execute("SELECT id, pk FROM devices").fetchall())
     project_pk = dict(conn.execute("SELECT id, pk FROM projects").fetchall())
-    indexes = index_statements()
-    for statement in indexes:
-        conn.execute(f"DROP INDEX IF EXISTS {statement.split()[2]}")
-    rnd = random.Random(20240501)
-    names = [t for t, _, _ in TYPES]
-    weights = [w for _, w, _ in TYPES]
-    makers = {t: m for t, _, m in TYPES}
-    now_us = time.time_ns() // 1000
-    span_us = 30 * 86_400_000_000  # the last 30 days
-    first_us = now_us - span_us
-    clock = SequenceClock()
-    state: dict[tuple[int, str], tuple[int, int]] = {}
-    chunk = 50_000
-    started = time.perf_counter()
-    for begin in range(0, events, chunk):
-        rows = []
-        for k in range(begin, min(events, begin + chunk)):
-            d = rnd.randrange(devices)
-            kind = rnd.choices(names, weights)[0]
-            received = first_us + k * span_us // events
-            when = received - rnd.randrange(0, 2_000_000)  # measured up to 2 s before arrival
-            event = Event(
-                tenant=TENANT,
-                project=f"proj-{d % PROJECTS}",
-                type=kind,
-                time=when,
-                data=makers[kind](rnd),
-                received=received,
-                source=SourceKind.DEVICE,
-                device=f"dev-{d}",
-                description="",
-                severity=3,
-                app_id="bench-agent",
-            )
-            seq = clock.next(received // 1000)
-            dpk = device_pk[f"dev-{d}"]
-            rows.append(
-                (
-                    seq,
-                    rnd.getrandbits(64) - (1 << 63),
-                    tenant_pk,
-                    project_pk[event.project],
-                    dpk,
-                    kind,
-                    when,
-                    event.outcome.value,
-                    event.severity,
-                    event.state_change,
-                    None,
-                    pack(event),
+    with bulk_load(conn, log):
+        rnd = random.Random(20240501)
+        names = [t for t, _, _ in TYPES]
+        weights = [w for _, w, _ in TYPES]
+        makers = {t: m for t, _, m in TYPES}
+        now_us = time.time_ns() // 1000
+        span_us = 30 * 86_400_000_000  # the last 30 days
+        first_us = now_us - span_us
+        clock = SequenceClock()
+        state: dict[tuple[int, str], tuple[int, int]] = {}
+        chunk = 50_000
+        started = time.perf_counter()
+        for begin in range(0, events, chunk):
+            rows = []
+            for k in range(begin, min(events, begin + chunk)):
+                d = rnd.randrange(devices)
+                kind = rnd.choices(names, weights)[0]
+                received = first_us + k * span_us // events
+                when = received - rnd.randrange(0, 2_000_000)  # measured up to 2 s before arrival
+                event = Event(
+                    tenant=TENANT,
+                    project=f"proj-{d % PROJECTS}",
+                    type=kind,
+                    time=when,
+                    data=makers[kind](rnd),
+                    received=received,
+                    source=SourceKind.DEVICE,
+                    device=f"dev-{d}",
+                    description="",
+                    severity=3,
+                    app_id="bench-agent",
                 )
-            )
-            prev = state.get((dpk, kind))
-            if prev is None or (when, seq) > prev:
-                state[(dpk, kind)] = (when, seq)
+                seq = clock.next(received // 1000)
+                dpk = device_pk[f"dev-{d}"]
+                rows.append(
+                    (
+                        seq,
+                        rnd.getrandbits(64) - (1 << 63),
+                        tenant_pk,
+                        project_pk[event.project],
+                        dpk,
+                        kind,
+                        when,
+                        event.outcome.value,
+                        event.severity,
+                        event.state_change,
+                        None,
+                        pack(event),
+                    )
+                )
+                prev = state.get((dpk, kind))
+                if prev is None or (when, seq) > prev:
+                    state[(dpk, kind)] = (when, seq)
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            conn.execute("COMMIT")
+            done = min(events, begin + chunk)
+            if done % 1_000_000 == 0 or done == events:
+                log(f"  {done:,} events ({done / (time.perf_counter() - started):,.0f}/s)")
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        conn.executemany(
+            "INSERT INTO device_state VALUES (?,?,?,?)", [(d, t, tm, s) for (d, t), (tm, s) in state.items()]
+        )
         conn.execute("COMMIT")
-        done = min(events, begin + chunk)
-        if done % 1_000_000 == 0 or done == events:
-            log(f"  {done:,} events ({done / (time.perf_counter() - started):,.0f}/s)")
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO device_state VALUES (?,?,?,?)", [(d, t, tm, s) for (d, t), (tm, s) in state.items()])
-    conn.execute("COMMIT")
-    for statement in indexes:
-        t0 = time.perf_counter()
-        conn.execute(statement)
-        log(f"  {statement.split()[2]} built in {time.perf_counter() - t0:.1f}s")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 

@@ -23,6 +23,12 @@ def _sqlite(tmp: Path, bus: MemoryBus) -> Any:
     return SqliteStorage(tmp / "contract.db", bus=bus)
 
 
+def _sqlite_merging(tmp: Path, bus: MemoryBus) -> Any:
+    """SQLite moving its recent per-device index entries every few rows, so that every read
+    in the contract finds events in both halves of that index."""
+    return SqliteStorage(tmp / "contract.db", bus=bus, merge_rows=3)
+
+
 def pg_schema(tmp: Path) -> str:
     """One schema per test, named after its temporary directory (so a reopen finds it)."""
     return "contract_" + hashlib.sha1(str(tmp).encode()).hexdigest()[:16]
@@ -34,7 +40,11 @@ def _postgres(tmp: Path, bus: MemoryBus) -> Any:
     return PostgresStorage(f"{POSTGRES_DSN}?search_path={pg_schema(tmp)}", bus=bus)
 
 
-ADAPTERS: dict[str, Callable[[Path, MemoryBus], Any]] = {"sqlite": _sqlite, "postgres": _postgres}
+ADAPTERS: dict[str, Callable[[Path, MemoryBus], Any]] = {
+    "sqlite": _sqlite,
+    "sqlite-merging": _sqlite_merging,
+    "postgres": _postgres,
+}
 
 
 async def _postgres_schema(tmp: Path, create: bool) -> None:

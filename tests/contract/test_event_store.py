@@ -214,6 +214,10 @@ async def test_natural_dedupe_needs_same_content(storage: Any) -> None:
     assert r4.status is AppendStatus.CREATED  # the natural rule applies only when asked
     in_one_batch = await storage.events.append([ev(type_="win", data={}), ev(type_="win", data={})], Dedupe.NATURAL)
     assert [r.status for r in in_one_batch] == [AppendStatus.CREATED, AppendStatus.CONFLICT]
+    for i in range(10):  # many events later, the twin is still found
+        await storage.events.append([ev(type_="other", t=1000 + i)])
+    (late,) = await storage.events.append([copy(a)], Dedupe.NATURAL)
+    assert late.status is AppendStatus.CONFLICT and late.event.id == r1.event.id
 
 
 async def test_latest_by_type_is_the_newest_event_time_of_each_type(storage: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fleetlog.adapters.storage.sqlite.appends import AppendBatch
+from fleetlog.adapters.storage.sqlite.appends import MERGE_ROWS, AppendBatch
 from fleetlog.adapters.storage.sqlite.connection import connect
 from fleetlog.adapters.storage.sqlite.documents import SqliteDocuments
 from fleetlog.adapters.storage.sqlite.events import SqliteEventStore
@@ -29,7 +29,17 @@ class SqliteStorage:
 
     One process at a time: a second one opening the same file gets `StoreInUse`."""
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL", bus: Bus | None = None, readers: int = 4) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "NORMAL",
+        bus: Bus | None = None,
+        readers: int = 4,
+        merge_rows: int = MERGE_ROWS,
+    ) -> None:
+        """`merge_rows`: see appends.MERGE_ROWS (tests set it low, so that every read crosses
+        both halves of the per-device index)."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._owner = Ownership.acquire(path)  # raises StoreInUse if another process has it
@@ -45,7 +55,7 @@ class SqliteStorage:
         self._writer = Writer(conn, on_commit=self._published if bus else None)
         self._readers = Readers(path, size=readers)
         keys = KeyCache()
-        self.events = SqliteEventStore(self._writer, self._readers, keys, SequenceClock(last_seq))
+        self.events = SqliteEventStore(self._writer, self._readers, keys, SequenceClock(last_seq), merge_rows)
         self.registry = SqliteRegistry(self._writer, self._readers, keys)
         self.inbox = SqliteInbox(self._writer, self._readers)
         self.documents = SqliteDocuments(self._writer, self._readers)

@@ -22,6 +22,8 @@ from fleetlog.core.event import Event, pack, same_content, unpack
 from fleetlog.core.ids import SequenceClock
 from fleetlog.ports.store import AppendResult, AppendStatus, Dedupe
 
+# The two halves of the per-device index (schema.py, migration 4): every per-device read reads both.
+DEVICE_INDEXES = ("device_index", "recent_device")
 id_bytes = struct.Struct(">Qq").pack  # the 32 hex digits of an id: seq, then the tail's 64 bits
 Row = tuple[int, int, int, bytes]  # seq, tail, time, doc
 
@@ -48,10 +50,19 @@ class AppendBatch(list[AppendResult]):
 Payload = tuple[Sequence[Event], Dedupe, list[bytes]]  # events, dedupe, their docs
 
 
+# Rows of `recent_device` (the per-device index entries of the latest commits, schema.py) after
+# which a commit also copies them into `device_index`: large enough that a copy touches each
+# device's page of `device_index` once for many rows, small enough that `recent_device` stays a
+# few hundred pages, of which a commit rewrites few.
+MERGE_ROWS = 20_000
+
+
 class Appends:
-    def __init__(self, keys: KeyCache, seqs: SequenceClock) -> None:
+    def __init__(self, keys: KeyCache, seqs: SequenceClock, merge_rows: int = MERGE_ROWS) -> None:
         self._keys = keys
         self._seqs = seqs
+        self._merge_rows = merge_rows
+        self._recent: int | None = None  # rows in recent_device, counted on first use
         self.merge: Merge[Payload, AppendBatch] = Merge(self.one, self.many)
 
     def one(self, conn: sqlite3.Connection, payload: Payload) -> AppendBatch:
@@ -205,7 +216,20 @@ class Appends:
                         state[skey] = value
         _insert(conn, _INSERT_EVENTS, rows)
         _insert(conn, _UPSERT_STATE, [(d, t, tm, s) for (d, t), (tm, s) in state.items()])
+        self._merge_recent(conn, sum(1 for row in rows if row[4] is not None))
         return outcomes
+
+    def _merge_recent(self, conn: sqlite3.Connection, added: int) -> None:
+        """Count the index entries the insert trigger added; past the limit, move them all into
+        `device_index` (in its own order, so each device's last page is touched once)."""
+        if self._recent is None:
+            self._recent = int(conn.execute("SELECT count(*) FROM recent_device").fetchone()[0])
+        else:
+            self._recent += added
+        if self._recent >= self._merge_rows:
+            conn.execute("INSERT INTO device_index SELECT * FROM recent_device")
+            conn.execute("DELETE FROM recent_device")
+            self._recent = 0
 
 
 def _twin(event: Event, candidates: Sequence[Event]) -> Event | None:
@@ -278,16 +302,17 @@ def _stored_by_natural(
     done = 0
     while done < len(keys):
         size = _chunk(len(keys) - done)
-        rows += conn.execute(
-            _values_sql(
-                "WITH k(d, t, y) AS (VALUES ",
-                3,
-                size,
-                ") SELECT e.device, e.time, e.type, e.seq, e.tail, e.doc FROM k "
-                "JOIN events e ON e.device = k.d AND e.time = k.t AND e.type = k.y",
-            ),
-            list(chain.from_iterable(keys[done : done + size])),
-        ).fetchall()
+        for index in DEVICE_INDEXES:
+            rows += conn.execute(
+                _values_sql(
+                    "WITH k(d, t, y) AS (VALUES ",
+                    3,
+                    size,
+                    f") SELECT e.device, e.time, e.type, e.seq, e.tail, e.doc FROM k CROSS JOIN {index} x "
+                    "ON x.device = k.d AND x.time = k.t JOIN events e ON e.seq = x.seq AND e.type = k.y",
+                ),
+                list(chain.from_iterable(keys[done : done + size])),
+            ).fetchall()
         done += size
     found: dict[tuple[int, int, str], list[Event]] = {}
     for device, time, kind, seq, tail, doc in sorted(rows, key=lambda r: r[3]):

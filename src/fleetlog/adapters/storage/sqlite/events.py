@@ -9,7 +9,15 @@ from typing import Any
 
 import msgspec
 
-from fleetlog.adapters.storage.sqlite.appends import Appends, docs_of, event_of_row, id_bytes, marks
+from fleetlog.adapters.storage.sqlite.appends import (
+    DEVICE_INDEXES,
+    MERGE_ROWS,
+    Appends,
+    docs_of,
+    event_of_row,
+    id_bytes,
+    marks,
+)
 from fleetlog.adapters.storage.sqlite.keys import KeyCache
 from fleetlog.adapters.storage.sqlite.readers import Readers
 from fleetlog.adapters.storage.sqlite.writer import Writer
@@ -57,11 +65,13 @@ MAX_BRANCHES = 64
 
 
 class SqliteEventStore:
-    def __init__(self, writer: Writer, readers: Readers, keys: KeyCache, seqs: SequenceClock) -> None:
+    def __init__(
+        self, writer: Writer, readers: Readers, keys: KeyCache, seqs: SequenceClock, merge_rows: int = MERGE_ROWS
+    ) -> None:
         self._writer = writer
         self._readers = readers
         self._keys = keys
-        self._appends = Appends(keys, seqs)
+        self._appends = Appends(keys, seqs, merge_rows)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -237,38 +247,46 @@ def _plan(conn: sqlite3.Connection, keys: KeyCache, q: EventQuery) -> tuple[str,
         where.append("state_change = ?")
         params.append(int(q.state_change))
 
-    # Choose the leading index: device, else project+type, else project.
-    branches: list[tuple[str, list[Any]]] = []
+    # Choose the leading index: device, else project+type, else project. A device's entries are
+    # in two index tables (schema.py, migration 4), each walked in order and joined to its
+    # events; USING makes `device`, `time` and `seq` those of the index table.
+    branches: list[tuple[str, str, list[Any]]] = []  # rows from, leading condition, its values
     if devices is not None:
         scope = f"project IN ({marks(projects)})"
         extra = [scope, *([f"type IN ({marks(q.types)})"] if q.types else [])]
         extra_params: list[Any] = [*projects, *q.types]
-        if len(devices) <= MAX_BRANCHES:
-            branches = [("device = ?", [d]) for d in devices]
-        else:
-            branches = [(f"device IN ({marks(devices)})", list(devices))]
+        leads = (
+            [("device = ?", [d]) for d in devices]
+            if len(devices) <= MAX_BRANCHES
+            else [(f"device IN ({marks(devices)})", list(devices))]
+        )
+        branches = [
+            (f"{index} CROSS JOIN events USING (device, time, seq)", lead, values)
+            for lead, values in leads
+            for index in DEVICE_INDEXES
+        ]
     elif q.types:
         extra, extra_params = [], []
         pairs = [(p, t) for p in projects for t in dict.fromkeys(q.types)]
         if len(pairs) <= MAX_BRANCHES:
-            branches = [("project = ? AND type = ?", [p, t]) for p, t in pairs]
+            branches = [("events", "project = ? AND type = ?", [p, t]) for p, t in pairs]
         else:
             extra, extra_params = [f"type IN ({marks(q.types)})"], list(q.types)
-            branches = [(f"project IN ({marks(projects)})", list(projects))]
+            branches = [("events", f"project IN ({marks(projects)})", list(projects))]
     else:
         extra, extra_params = [], []
         if len(projects) <= MAX_BRANCHES:
-            branches = [("project = ?", [p]) for p in projects]
+            branches = [("events", "project = ?", [p]) for p in projects]
         else:
-            branches = [(f"project IN ({marks(projects)})", list(projects))]
+            branches = [("events", f"project IN ({marks(projects)})", list(projects))]
 
     order = f"ORDER BY time {direction}, seq {direction} LIMIT ?"
     limit = q.limit + 1
     parts: list[str] = []
     all_params: list[Any] = []
-    for lead, lead_params in branches:
+    for source, lead, lead_params in branches:
         clause = " AND ".join([lead, *extra, *where])
-        parts.append(f"SELECT seq, tail, time, doc FROM events WHERE {clause} {order}")
+        parts.append(f"SELECT seq, tail, time, doc FROM {source} WHERE {clause} {order}")
         all_params += [*lead_params, *extra_params, *params, limit]
     if len(parts) == 1:
         return parts[0], all_params
