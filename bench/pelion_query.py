@@ -5,8 +5,8 @@
 
 The store (bench/.cache/pelion-<n>/) is built directly, as bench/store.py builds the core's:
 fleetlog's own storage makes the schema and registry (one tenant, 4 projects, 10,000 devices),
-then the events go in with plain SQL in arrival order with the time indexes dropped and built
-afterwards. Events are spread over 30 days: sensor readings and Pelion codes (update results,
+then the events go in with plain SQL in arrival order inside `schema.bulk_load` (indexes
+dropped and built afterwards). Events are spread over 30 days: sensor readings and Pelion codes (update results,
 campaign and registry codes), each filled from the catalog as ingest fills it.
 
 Measured, each with p50/p99 over random windows, half ASC and half DESC:

@@ -1,10 +1,10 @@
 """The big store for the query benchmark, built directly (not over HTTP) and cached.
 
 Build: fleetlog's own storage creates the schema and the registry (tenant, 10 projects,
-10,000 devices, keys), then the events go in with plain SQL in arrival (seq) order with the
-three time indexes dropped, and the indexes are created afterwards (a sort instead of millions
-of random inserts). The rows are what fleetlog itself writes: same columns, msgpack docs of
-real `Event`s, derived `device_state` filled. No ANALYZE is run: a store grown by ingest has
+10,000 devices, keys), then the events go in with plain SQL in arrival (seq) order inside
+`schema.bulk_load` (the indexes and triggers of `events` dropped, then built afterwards and the
+per-device index filled: a sort instead of millions of random inserts). The rows are what
+fleetlog itself writes: same columns, JSON docs of real `Event`s, derived `device_state` filled. No ANALYZE is run: a store grown by ingest has
 no planner statistics either.
 
 Timing: the store query itself in-process (`SqliteEventStore._query` on a reader connection,
