@@ -4,8 +4,8 @@ Build: fleetlog's own storage creates the schema and the registry (tenant, 10 pr
 10,000 devices, keys), then the events go in with plain SQL in arrival (seq) order inside
 `schema.bulk_load` (the indexes and triggers of `events` dropped, then built afterwards and the
 per-device index filled: a sort instead of millions of random inserts). The rows are what
-fleetlog itself writes: same columns, JSON docs of real `Event`s, derived `device_state` filled. No ANALYZE is run: a store grown by ingest has
-no planner statistics either.
+fleetlog itself writes: same columns, JSON docs of real `Event`s, derived `device_state`
+filled. No ANALYZE is run: a store grown by ingest has no planner statistics either.
 
 Timing: the store query itself in-process (`SqliteEventStore._query` on a reader connection,
 exactly what a GET of /v1/tenants/T/events?device=D&limit=100 runs), the same through the
