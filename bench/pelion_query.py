@@ -30,6 +30,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import httpx
 import msgspec
 from starlette.datastructures import QueryParams
 
+from bench.store import load_events
 from fleetlog.adapters.storage.sqlite import SqliteStorage
 from fleetlog.adapters.storage.sqlite.schema import MIGRATIONS, bulk_load
 from fleetlog.core.catalog import builtin_catalog
@@ -134,42 +136,34 @@ def _fill(db: Path, events: int) -> int:
     tenant_pk = conn.execute("SELECT pk FROM tenants WHERE id = ?", (TENANT,)).fetchone()[0]
     device_pk = dict(conn.execute("SELECT id, pk FROM devices").fetchall())
     project_pk = dict(conn.execute("SELECT id, pk FROM projects").fetchall())
+    rnd = random.Random(20241122)
+    names = [t for t, _ in MIX]
+    weights = [w for _, w in MIX]
+    first_us = (time.time_ns() // 1000) - SPAN_US
+    clock = SequenceClock()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for k in range(events):
+            d = rnd.randrange(DEVICES)
+            kind = rnd.choices(names, weights)[0]
+            received = first_us + k * SPAN_US // events
+            when = received - rnd.randrange(0, 2_000_000)
+            found = catalog.get(kind)
+            code = found if found is not None and found.family == "pelion" else None  # as ingest fills it
+            event = Event(
+                tenant=TENANT, project=f"proj-{d % PROJECTS}", type=kind, time=when, received=received,
+                data={"value": round(rnd.uniform(-20, 30), 2)} if kind == "temperature" else {},
+                source=SourceKind.SYSTEM if kind.startswith("SYS_") else SourceKind.DEVICE, device=f"dev-{d}",
+                description=code.title if code else "", category=code.category if code else None,
+                outcome=code.outcome if code else Outcome.INFO, state_change=bool(code and code.state_change),
+            )  # fmt: skip
+            seq = clock.next(received // 1000)
+            yield (seq, rnd.getrandbits(64) - (1 << 63), tenant_pk, project_pk[event.project],
+                   device_pk[event.device], kind, when, event.outcome.value, event.severity, event.state_change,
+                   None, pack(event))  # fmt: skip
+
     with bulk_load(conn, log):
-        rnd = random.Random(20241122)
-        names = [t for t, _ in MIX]
-        weights = [w for _, w in MIX]
-        first_us = (time.time_ns() // 1000) - SPAN_US
-        clock = SequenceClock()
-        chunk = 50_000
-        started = time.perf_counter()
-        for begin in range(0, events, chunk):
-            rows = []
-            for k in range(begin, min(events, begin + chunk)):
-                d = rnd.randrange(DEVICES)
-                kind = rnd.choices(names, weights)[0]
-                received = first_us + k * SPAN_US // events
-                when = received - rnd.randrange(0, 2_000_000)
-                found = catalog.get(kind)
-                code = found if found is not None and found.family == "pelion" else None  # as ingest fills it
-                event = Event(
-                    tenant=TENANT, project=f"proj-{d % PROJECTS}", type=kind, time=when, received=received,
-                    data={"value": round(rnd.uniform(-20, 30), 2)} if kind == "temperature" else {},
-                    source=SourceKind.SYSTEM if kind.startswith("SYS_") else SourceKind.DEVICE, device=f"dev-{d}",
-                    description=code.title if code else "", category=code.category if code else None,
-                    outcome=code.outcome if code else Outcome.INFO, state_change=bool(code and code.state_change),
-                )  # fmt: skip
-                seq = clock.next(received // 1000)
-                rows.append(
-                    (seq, rnd.getrandbits(64) - (1 << 63), tenant_pk, project_pk[event.project],
-                     device_pk[event.device], kind, when, event.outcome.value, event.severity, event.state_change,
-                     None, pack(event))
-                )  # fmt: skip
-            conn.execute("BEGIN")
-            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            conn.execute("COMMIT")
-            done = min(events, begin + chunk)
-            if done % 1_000_000 == 0 or done == events:
-                log(f"  {done:,} events ({done / (time.perf_counter() - started):,.0f}/s)")
+        load_events(conn, rows(), events, log)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return first_us

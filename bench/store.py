@@ -15,12 +15,14 @@ reader thread pool (`await store.query`), and the floor: the bare keyset SQL wit
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,20 @@ async def _registry(directory: Path, devices: int) -> dict[str, str]:
         storage.close()
 
 
+def load_events(conn: sqlite3.Connection, rows: Iterator[tuple[Any, ...]], total: int, log: Any) -> None:
+    """Rows of `events` (built by the caller) in transactions of 50,000, with progress every
+    million: how the bench stores are filled inside `schema.bulk_load`."""
+    started = time.perf_counter()
+    done = 0
+    while chunk := list(itertools.islice(rows, 50_000)):
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", chunk)
+        conn.execute("COMMIT")
+        done += len(chunk)
+        if done % 1_000_000 == 0 or done == total:
+            log(f"  {done:,} events ({done / (time.perf_counter() - started):,.0f}/s)")
+
+
 def _fill(db: Path, events: int, devices: int, log: Any) -> None:
     conn = sqlite3.connect(str(db), isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")  # a crash while building just means building again
@@ -126,65 +142,57 @@ def _fill(db: Path, events: int, devices: int, log: Any) -> None:
     tenant_pk = conn.execute("SELECT pk FROM tenants WHERE id = ?", (TENANT,)).fetchone()[0]
     device_pk = dict(conn.execute("SELECT id, pk FROM devices").fetchall())
     project_pk = dict(conn.execute("SELECT id, pk FROM projects").fetchall())
+    rnd = random.Random(20240501)
+    names = [t for t, _, _ in TYPES]
+    weights = [w for _, w, _ in TYPES]
+    makers = {t: m for t, _, m in TYPES}
+    now_us = time.time_ns() // 1000
+    span_us = 30 * 86_400_000_000  # the last 30 days
+    first_us = now_us - span_us
+    clock = SequenceClock()
+    state: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for k in range(events):
+            d = rnd.randrange(devices)
+            kind = rnd.choices(names, weights)[0]
+            received = first_us + k * span_us // events
+            when = received - rnd.randrange(0, 2_000_000)  # measured up to 2 s before arrival
+            event = Event(
+                tenant=TENANT,
+                project=f"proj-{d % PROJECTS}",
+                type=kind,
+                time=when,
+                data=makers[kind](rnd),
+                received=received,
+                source=SourceKind.DEVICE,
+                device=f"dev-{d}",
+                description="",
+                severity=3,
+                app_id="bench-agent",
+            )
+            seq = clock.next(received // 1000)
+            dpk = device_pk[f"dev-{d}"]
+            prev = state.get((dpk, kind))
+            if prev is None or (when, seq) > prev:
+                state[(dpk, kind)] = (when, seq)
+            yield (
+                seq,
+                rnd.getrandbits(64) - (1 << 63),
+                tenant_pk,
+                project_pk[event.project],
+                dpk,
+                kind,
+                when,
+                event.outcome.value,
+                event.severity,
+                event.state_change,
+                None,
+                pack(event),
+            )
+
     with bulk_load(conn, log):
-        rnd = random.Random(20240501)
-        names = [t for t, _, _ in TYPES]
-        weights = [w for _, w, _ in TYPES]
-        makers = {t: m for t, _, m in TYPES}
-        now_us = time.time_ns() // 1000
-        span_us = 30 * 86_400_000_000  # the last 30 days
-        first_us = now_us - span_us
-        clock = SequenceClock()
-        state: dict[tuple[int, str], tuple[int, int]] = {}
-        chunk = 50_000
-        started = time.perf_counter()
-        for begin in range(0, events, chunk):
-            rows = []
-            for k in range(begin, min(events, begin + chunk)):
-                d = rnd.randrange(devices)
-                kind = rnd.choices(names, weights)[0]
-                received = first_us + k * span_us // events
-                when = received - rnd.randrange(0, 2_000_000)  # measured up to 2 s before arrival
-                event = Event(
-                    tenant=TENANT,
-                    project=f"proj-{d % PROJECTS}",
-                    type=kind,
-                    time=when,
-                    data=makers[kind](rnd),
-                    received=received,
-                    source=SourceKind.DEVICE,
-                    device=f"dev-{d}",
-                    description="",
-                    severity=3,
-                    app_id="bench-agent",
-                )
-                seq = clock.next(received // 1000)
-                dpk = device_pk[f"dev-{d}"]
-                rows.append(
-                    (
-                        seq,
-                        rnd.getrandbits(64) - (1 << 63),
-                        tenant_pk,
-                        project_pk[event.project],
-                        dpk,
-                        kind,
-                        when,
-                        event.outcome.value,
-                        event.severity,
-                        event.state_change,
-                        None,
-                        pack(event),
-                    )
-                )
-                prev = state.get((dpk, kind))
-                if prev is None or (when, seq) > prev:
-                    state[(dpk, kind)] = (when, seq)
-            conn.execute("BEGIN")
-            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            conn.execute("COMMIT")
-            done = min(events, begin + chunk)
-            if done % 1_000_000 == 0 or done == events:
-                log(f"  {done:,} events ({done / (time.perf_counter() - started):,.0f}/s)")
+        load_events(conn, rows(), events, log)
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO device_state VALUES (?,?,?,?)", [(d, t, tm, s) for (d, t), (tm, s) in state.items()]
